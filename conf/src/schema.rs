@@ -1,0 +1,91 @@
+//! The TOML schema as serde sees it: every leaf keeps its span so that
+//! checks made after deserialisation can point at the right line, and every
+//! key but `[[port]]` name/device is optional here (defaults are applied in
+//! `validate.rs`, and a missing name or device is reported there with the
+//! port's position).
+
+use std::fmt;
+
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+pub(crate) type S<T> = Spanned<T>;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub dataplane: Option<RawDataplane>,
+    #[serde(default)]
+    pub port: Vec<S<RawPort>>,
+    #[serde(default)]
+    pub route: Vec<S<RawRoute>>,
+    #[serde(default)]
+    pub neighbor: Vec<S<RawNeighbor>>,
+    pub control: Option<RawControl>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDataplane {
+    pub eal_args: Option<Vec<S<String>>>,
+    pub workers: Option<S<Int>>,
+    pub mbufs: Option<S<Int>>,
+    pub replay: Option<S<bool>>,
+    pub poll_idle_us: Option<S<Int>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPort {
+    pub name: Option<S<String>>,
+    pub device: Option<S<String>>,
+    pub mac: Option<S<String>>,
+    pub addresses: Option<Vec<S<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub prefix: Option<S<String>>,
+    pub via: Option<S<String>>,
+    pub port: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNeighbor {
+    pub ip: Option<S<String>>,
+    pub mac: Option<S<String>>,
+    pub port: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawControl {
+    pub socket: Option<S<String>>,
+    pub group: Option<S<String>>,
+}
+
+/// A TOML integer; range checks happen in `validate.rs` so that every
+/// out-of-range value gets the same kind of message.
+pub(crate) struct Int(pub i64);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Int;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Int, E> {
+                Ok(Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Int, E> {
+                i64::try_from(v).map(Int).map_err(|_| E::custom(format!("{v} is too large")))
+            }
+        }
+        d.deserialize_i64(V)
+    }
+}

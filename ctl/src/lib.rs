@@ -1,0 +1,6 @@
+//! Control plane of rvs: the protocol shared by rvsd's control server and the
+//! `rvsadm` CLI, so the two can never drift apart.
+#![deny(unsafe_code)]
+
+/// The version string both sides print (`rvsadm -v`, `rvsd --version`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

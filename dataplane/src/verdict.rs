@@ -1,0 +1,77 @@
+//! What the per-packet path decides, and why a packet was dropped.
+
+/// The outcome for one packet. Small and `Copy`: the hot path returns it by value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send on the port with this index (the config's `[[port]]` order).
+    Forward { port: u16 },
+    /// Free the packet and count the reason.
+    Drop(DropReason),
+}
+
+macro_rules! drop_reasons {
+    ($($variant:ident => $name:literal, $doc:literal;)*) => {
+        /// Why a packet was dropped. Each reason has its own counter; the names are
+        /// stable (they appear in rvsd's statistics and in tests).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// The number of reasons (the length of a drop-counter array).
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The stable snake_case name of the reason.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    EthTruncated => "eth_truncated", "Shorter than an Ethernet header.";
+    NotIpv4 => "not_ipv4", "Not IPv4 (ARP, IPv6, VLAN-tagged...): no exception path in this build.";
+    Ipv4Invalid => "ipv4_invalid", "IPv4 header fails validation (version, IHL, total length).";
+    Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum is wrong.";
+    Local => "local", "Addressed to one of the box's own addresses.";
+    NoRoute => "no_route", "No route to the destination.";
+    NoNeighbor => "no_neighbor", "The next hop's MAC is unknown.";
+    TtlExpired => "ttl_expired", "TTL would reach 0 when forwarded.";
+    MultiSegment => "multi_segment", "A chained (multi-segment) mbuf; rx scatter is off.";
+    NoTxQueue => "no_tx_queue", "This worker has no tx queue on the egress port.";
+    TxFull => "tx_full", "The egress queue did not take the packet.";
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_snake_case() {
+        let mut names: Vec<&str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())));
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+
+    #[test]
+    fn discriminants_index_the_counter_array() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+    }
+}

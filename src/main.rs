@@ -1,0 +1,300 @@
+//! rvsd: the rvs appliance daemon. Wiring only: config → EAL → mempool → ports
+//! → worker lcores, then wait for a signal (or, in replay mode, for the input to
+//! be consumed), print the counters and shut down cleanly.
+mod eal_args;
+mod replay;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use dataplane::counters::{Totals, WorkerCounters};
+use dataplane::dpdk::{self, Mempool, Port, PortConfig, TimestampField};
+use dataplane::fwd::{Fib, FibPort, Route};
+use dataplane::worker::{self, WorkerSetup};
+
+#[derive(Parser)]
+#[command(name = "rvsd", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RVS_GIT_REV"), ")"),
+          about = "rvs load-balancing appliance daemon (DPDK dataplane)")]
+struct Args {
+    /// The TOML configuration file.
+    #[arg(long, short = 'c', default_value = "/etc/rvs/rvs.toml")]
+    config: PathBuf,
+    /// Validate the configuration and exit (0 = valid).
+    #[arg(long)]
+    check: bool,
+}
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cfg = match conf::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvsd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if args.check {
+        println!(
+            "{}: ok ({} port(s), {} worker(s), {} route(s), {} neighbour(s){})",
+            args.config.display(),
+            cfg.port.len(),
+            cfg.dataplane.workers,
+            cfg.route.len(),
+            cfg.neighbor.len(),
+            if cfg.dataplane.replay { ", replay mode" } else { "" }
+        );
+        return ExitCode::SUCCESS;
+    }
+    match run(&args.config, &cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rvsd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: on_signal only stores to an atomic, which is async-signal-safe;
+        // sigaction is given a zeroed, fully initialised struct.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    }
+}
+
+fn run(config_path: &Path, cfg: &conf::Config) -> Result<()> {
+    let workers = usize::from(cfg.dataplane.workers);
+    let replay = cfg.dataplane.replay;
+    // Replay: know up front how many packets each port will read.
+    let mut expected: Vec<Option<u64>> = Vec::new();
+    for p in &cfg.port {
+        if replay {
+            let mut n = 0;
+            for f in p.rx_pcaps() {
+                n += replay::count_pcap_records(&f)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("port \"{}\"", p.name))?;
+            }
+            expected.push(Some(n));
+        } else {
+            expected.push(None);
+        }
+    }
+
+    let plan = eal_args::plan(config_path, cfg, &allowed_cpus());
+    println!("rvsd {} ({}) starting: config {}", env!("CARGO_PKG_VERSION"), env!("RVS_GIT_REV"), config_path.display());
+    if let Some((lcores, cpus)) = plan.shared_cores {
+        println!("rvsd: {lcores} lcores share {cpus} CPU(s): fine for tests, not for throughput");
+    }
+    install_signal_handlers();
+    dpdk::init(&plan.argv)?;
+    println!(
+        "rvsd: EAL up (file prefix {}, telemetry /var/run/dpdk/{}/dpdk_telemetry.v2)",
+        plan.file_prefix, plan.file_prefix
+    );
+
+    let result = serve(cfg, workers, replay, &expected);
+    dpdk::cleanup();
+    result
+}
+
+fn serve(cfg: &conf::Config, workers: usize, replay: bool, expected: &[Option<u64>]) -> Result<()> {
+    let ts_field = if replay { TimestampField::register() } else { None };
+    let pool = Mempool::new("rvs_mbufs", cfg.dataplane.mbufs)?;
+    let mut ports: Vec<Port> = Vec::new();
+    let opened = (|| -> Result<()> {
+        for p in &cfg.port {
+            let dev_name = eal_args::device_name(&p.device);
+            let port = Port::open(
+                &PortConfig {
+                    name: &p.name,
+                    dev_name: &dev_name,
+                    mac: p.mac.map(|m| m.0),
+                    queues: workers as u16,
+                    rx_timestamp: replay,
+                },
+                &pool,
+            )?;
+            println!(
+                "rvsd: port {} = {} (dpdk port {}), mac {}, {} rx / {} tx queue(s){}{}",
+                p.name,
+                dev_name,
+                port.id,
+                conf::MacAddr(port.mac),
+                port.rx_queues,
+                port.tx_queues,
+                if port.promiscuous_fallback { ", promiscuous (device refused the configured MAC)" } else { "" },
+                if replay && ts_field.is_none() { ", no rx timestamp field (replay clock stays at 0)" } else { "" },
+            );
+            if usize::from(port.tx_queues) < workers {
+                bail!(
+                    "port \"{}\": {} has {} tx queue(s) but workers = {workers} needs one per worker (give the device more queues, e.g. several tx_pcap= for net_pcap or qpairs= for net_af_packet, or lower [dataplane] workers)",
+                    p.name,
+                    dev_name,
+                    port.tx_queues
+                );
+            }
+            ports.push(port);
+        }
+        Ok(())
+    })();
+    let result = opened.and_then(|()| forward(cfg, workers, replay, expected, &mut ports, ts_field));
+    for p in ports {
+        p.close();
+    }
+    result
+}
+
+fn build_fib(cfg: &conf::Config, ports: &[Port]) -> Fib {
+    let fib_ports = cfg
+        .port
+        .iter()
+        .zip(ports)
+        .map(|(c, p)| FibPort { mac: p.mac, addrs: c.addresses.iter().map(|a| (a.addr, a.len)).collect() })
+        .collect();
+    let idx = |name: &str| cfg.port_index(name).unwrap_or(0) as u16;
+    let routes = cfg
+        .route
+        .iter()
+        .map(|r| Route { prefix: r.prefix.addr, len: r.prefix.len, via: r.via, port: idx(&r.port) })
+        .collect();
+    let neighbors = cfg.neighbor.iter().map(|n| (idx(&n.port), n.ip, n.mac.0)).collect();
+    Fib::new(fib_ports, routes, neighbors)
+}
+
+fn forward(
+    cfg: &conf::Config,
+    workers: usize,
+    replay: bool,
+    expected: &[Option<u64>],
+    ports: &mut [Port],
+    ts_field: Option<TimestampField>,
+) -> Result<()> {
+    let fib = Arc::new(build_fib(cfg, ports));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::new(WorkerCounters::new(ports.len()))).collect();
+    let mut setups: Vec<WorkerSetup> = (0..workers)
+        .map(|id| WorkerSetup {
+            id,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            fib: fib.clone(),
+            counters: counters[id].clone(),
+            stop: stop.clone(),
+            poll_idle_us: cfg.dataplane.poll_idle_us,
+            replay_timestamps: ts_field,
+            replay,
+        })
+        .collect();
+    for (pi, port) in ports.iter_mut().enumerate() {
+        let (rxqs, txqs) = port.take_queues().context("port queues already taken")?;
+        for (q, rxq) in rxqs.into_iter().enumerate() {
+            setups[q % workers].rx.push((pi as u16, rxq));
+        }
+        let mut txqs = txqs.into_iter().map(Some).collect::<Vec<_>>();
+        for (w, s) in setups.iter_mut().enumerate() {
+            s.tx.push(txqs.get_mut(w).and_then(Option::take));
+        }
+    }
+    let lcores = dpdk::lcore_ids_for_workers(workers)?;
+    let started = Instant::now();
+    let mut launched = Vec::new();
+    for (lcore, setup) in lcores.iter().zip(setups) {
+        match dpdk::launch_on(*lcore, move || worker::run(setup)) {
+            Ok(()) => launched.push(*lcore),
+            Err(e) => {
+                stop.store(true, Ordering::SeqCst);
+                for l in &launched {
+                    dpdk::wait_lcore(*l);
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    println!(
+        "rvsd: {workers} worker(s) forwarding on lcore(s) {lcores:?}{}",
+        if replay { " (replay mode)" } else { "" }
+    );
+
+    // Wait for a signal, or in replay mode for every rx pcap to be consumed.
+    let mut last_rx = 0;
+    let mut last_progress = Instant::now();
+    let mut replay_note = None;
+    while !SIGNALLED.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        if replay {
+            let t = Totals::sum(counters.iter().map(|c| c.as_ref()), ports.len());
+            let done = expected.iter().zip(&t.ports).all(|(e, p)| e.map_or(true, |e| p[0] >= e));
+            if done {
+                break;
+            }
+            let rx = t.rx_packets();
+            if rx != last_rx {
+                last_rx = rx;
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() > Duration::from_secs(3) {
+                let want: u64 = expected.iter().flatten().sum();
+                replay_note = Some(format!("input stalled: {rx} of {want} packets received (see the port counters)"));
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for l in &lcores {
+        dpdk::wait_lcore(*l);
+    }
+    let elapsed = started.elapsed();
+    if let Some(note) = &replay_note {
+        println!("rvsd: {note}");
+    }
+    print_totals(cfg, ports, &counters, elapsed);
+    Ok(())
+}
+
+fn print_totals(cfg: &conf::Config, ports: &[Port], counters: &[Arc<WorkerCounters>], elapsed: Duration) {
+    let t = Totals::sum(counters.iter().map(|c| c.as_ref()), ports.len());
+    println!("rvsd: stopped after {:.2} s", elapsed.as_secs_f64());
+    for ((c, p), n) in cfg.port.iter().zip(ports).zip(&t.ports) {
+        let dev = p.stats();
+        println!(
+            "port {}: rx {} packets {} bytes, tx {} packets {} bytes (device: ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {})",
+            c.name, n[0], n[1], n[2], n[3], dev.ipackets, dev.opackets, dev.imissed, dev.ierrors, dev.oerrors, dev.rx_nombuf
+        );
+    }
+    if cfg.dataplane.replay {
+        let clock = counters.iter().map(|c| c.clock_ns.get()).max().unwrap_or(0);
+        println!("replay clock {}.{:09} s", clock / 1_000_000_000, clock % 1_000_000_000);
+    }
+    for (reason, n) in &t.drops {
+        if *n > 0 {
+            println!("drop {reason} {n}");
+        }
+    }
+}

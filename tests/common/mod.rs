@@ -1,0 +1,119 @@
+//! Shared rig for the end-to-end tests: temporary directories, running rvsd as
+//! a subprocess with a deadline, and the network-namespace topology of
+//! `scripts/topo`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const RVSD: &str = env!("CARGO_BIN_EXE_rvsd");
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Waits for `child` at most `limit`; kills it and panics past that.
+pub fn wait_with_deadline(mut child: Child, limit: Duration, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => return child.wait_with_output().expect("collect output"),
+            None if start.elapsed() > limit => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("collect output");
+                panic!(
+                    "{what} still running after {limit:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+/// Runs `rvsd --config path` to completion (replay mode exits by itself).
+pub fn run_rvsd(config: &Path, limit: Duration) -> Output {
+    let child = Command::new(RVSD)
+        .arg("--config")
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rvsd");
+    wait_with_deadline(child, limit, "rvsd")
+}
+
+/// The value of a `drop REASON N` line in rvsd's final counters (0 if absent).
+pub fn drop_count(stdout: &str, reason: &str) -> u64 {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("drop "))
+        .filter_map(|l| l.split_once(' '))
+        .find(|(r, _)| *r == reason)
+        .map(|(_, n)| n.trim().parse().expect("drop count"))
+        .unwrap_or(0)
+}
+
+/// The `port NAME: rx A packets B bytes, tx C packets D bytes` figures.
+pub fn port_counts(stdout: &str, port: &str) -> [u64; 4] {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("port {port}: ")))
+        .unwrap_or_else(|| panic!("no counters for port {port} in:\n{stdout}"));
+    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).take(4).map(|s| s.parse().unwrap()).collect();
+    [nums[0], nums[1], nums[2], nums[3]]
+}
+
+/// The namespaces of `scripts/topo`, torn down on drop.
+pub struct Topo {
+    pub prefix: String,
+}
+
+impl Topo {
+    pub fn up(name: &str, real_servers: usize) -> Topo {
+        assert!(
+            unsafe_free_is_root(),
+            "end-to-end tests create network namespaces and must run as root (scripts/test)"
+        );
+        let prefix = format!("rvst{}{name}", std::process::id() % 10000);
+        let st = Command::new(repo_root().join("scripts/topo"))
+            .args(["up", &prefix, &real_servers.to_string()])
+            .status()
+            .expect("run scripts/topo");
+        assert!(st.success(), "scripts/topo up {prefix} failed");
+        Topo { prefix }
+    }
+
+    pub fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+
+    /// A command run inside namespace `host` (client, dir, lan, rs1...).
+    pub fn cmd(&self, host: &str, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns(host), program]);
+        c
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/topo")).args(["down", &self.prefix]).status();
+    }
+}
+
+fn unsafe_free_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// A child process killed on drop (servers started for a test).
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -251,7 +251,7 @@ fn forward(
         std::thread::sleep(Duration::from_millis(20));
         if replay {
             let t = Totals::sum(counters.iter().map(|c| c.as_ref()), ports.len());
-            let done = expected.iter().zip(&t.ports).all(|(e, p)| e.map_or(true, |e| p[0] >= e));
+            let done = expected.iter().zip(&t.ports).all(|(e, p)| e.is_none_or(|e| p[0] >= e));
             if done {
                 break;
             }
@@ -287,6 +287,11 @@ fn print_totals(cfg: &conf::Config, ports: &[Port], counters: &[Arc<WorkerCounte
             "port {}: rx {} packets {} bytes, tx {} packets {} bytes (device: ipackets {} opackets {} imissed {} ierrors {} oerrors {} rx_nombuf {})",
             c.name, n[0], n[1], n[2], n[3], dev.ipackets, dev.opackets, dev.imissed, dev.ierrors, dev.oerrors, dev.rx_nombuf
         );
+    }
+    for (w, c) in counters.iter().enumerate() {
+        let rx: u64 = c.ports.iter().map(|p| p.rx_packets.get()).sum();
+        let tx: u64 = c.ports.iter().map(|p| p.tx_packets.get()).sum();
+        println!("worker {w}: rx {rx} packets, tx {tx} packets");
     }
     if cfg.dataplane.replay {
         let clock = counters.iter().map(|c| c.clock_ns.get()).max().unwrap_or(0);

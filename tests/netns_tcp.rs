@@ -11,7 +11,18 @@ use common::{port_counts, wait_with_deadline, Guard, Topo, RVSD};
 
 #[test]
 fn tcp_through_rvsd_on_af_packet() {
-    let topo = Topo::up("tcp", 1);
+    tcp_through_rvsd(1);
+}
+
+/// Two workers, each polling its own queue pair of every port (af_packet fanout
+/// spreads the flows), sharing the machine's CPUs.
+#[test]
+fn tcp_through_rvsd_with_two_workers() {
+    tcp_through_rvsd(2);
+}
+
+fn tcp_through_rvsd(workers: usize) {
+    let topo = Topo::up(&format!("tcp{workers}"), 1);
     let dir = tempfile::tempdir().unwrap();
     let www = dir.path().join("www");
     std::fs::create_dir(&www).unwrap();
@@ -37,15 +48,16 @@ fn tcp_through_rvsd_on_af_packet() {
 eal_args = ["--no-huge", "-m", "512", "--no-pci", "--log-level=lib.eal:warning"]
 mbufs = 8192
 poll_idle_us = 20
+workers = {workers}
 
 [[port]]
 name = "client"
-device = "net_af_packet0,iface=p0"
+device = "net_af_packet0,iface=p0,qpairs={workers}"
 addresses = ["10.0.1.1/24"]
 
 [[port]]
 name = "servers"
-device = "net_af_packet1,iface=p1"
+device = "net_af_packet1,iface=p1,qpairs={workers}"
 addresses = ["10.0.2.1/24"]
 
 [[neighbor]]
@@ -59,9 +71,9 @@ mac = "02:00:00:00:02:0b"
 port = "servers"
 
 [control]
-socket = "{}/rvsd.sock"
+socket = "{dir}/rvsd.sock"
 "#,
-            dir.path().display()
+            dir = dir.path().display()
         ),
     )
     .unwrap();
@@ -92,6 +104,15 @@ socket = "{}/rvsd.sock"
         assert!(st.success(), "curl {n} failed");
         std::fs::read(&out).unwrap()
     };
+    if workers > 1 {
+        let log_text = std::fs::read_to_string(&log).unwrap();
+        assert!(log_text.contains(&format!("{workers} rx / {workers} tx queue(s)")), "{log_text}");
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        if cpus < workers + 1 {
+            let note = format!("rvsd: {} lcores share {cpus} CPU(s)", workers + 1);
+            assert_eq!(log_text.matches(&note).count(), 1, "{log_text}");
+        }
+    }
     for n in 0..3 {
         let got = fetch(n);
         assert_eq!(got.len(), blob.len(), "transfer {n}: length");

@@ -41,7 +41,7 @@ impl RouteTable {
     pub fn new(routes: impl IntoIterator<Item = Route>) -> RouteTable {
         let mut v: Vec<(u32, u32, Route)> =
             routes.into_iter().map(|r| (u32::from(r.prefix) & mask(r.len), mask(r.len), r)).collect();
-        v.sort_by(|a, b| b.2.len.cmp(&a.2.len)); // stable: keeps configuration order
+        v.sort_by_key(|r| std::cmp::Reverse(r.2.len)); // stable: keeps configuration order
         RouteTable { routes: v }
     }
 

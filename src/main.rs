@@ -3,6 +3,7 @@
 //! be consumed), print the counters and shut down cleanly.
 mod eal_args;
 mod replay;
+mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,12 +11,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
 use clap::Parser;
 use dataplane::counters::{Totals, WorkerCounters};
 use dataplane::dpdk::{self, Mempool, Port, PortConfig, TimestampField};
-use dataplane::fwd::{Fib, FibPort, Route};
-use dataplane::worker::{self, WorkerSetup};
+use dataplane::worker::{self, Stop, WorkerSetup};
 
 #[derive(Parser)]
 #[command(name = "rvsd", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RVS_GIT_REV"), ")"),
@@ -153,14 +154,6 @@ fn serve(cfg: &conf::Config, workers: usize, replay: bool, expected: &[Option<u6
                 if port.promiscuous_fallback { ", promiscuous (device refused the configured MAC)" } else { "" },
                 if replay && ts_field.is_none() { ", no rx timestamp field (replay clock stays at 0)" } else { "" },
             );
-            if usize::from(port.tx_queues) < workers {
-                bail!(
-                    "port \"{}\": {} has {} tx queue(s) but workers = {workers} needs one per worker (give the device more queues, e.g. several tx_pcap= for net_pcap or qpairs= for net_af_packet, or lower [dataplane] workers)",
-                    p.name,
-                    dev_name,
-                    port.tx_queues
-                );
-            }
             ports.push(port);
         }
         Ok(())
@@ -172,23 +165,6 @@ fn serve(cfg: &conf::Config, workers: usize, replay: bool, expected: &[Option<u6
     result
 }
 
-fn build_fib(cfg: &conf::Config, ports: &[Port]) -> Fib {
-    let fib_ports = cfg
-        .port
-        .iter()
-        .zip(ports)
-        .map(|(c, p)| FibPort { mac: p.mac, addrs: c.addresses.iter().map(|a| (a.addr, a.len)).collect() })
-        .collect();
-    let idx = |name: &str| cfg.port_index(name).unwrap_or(0) as u16;
-    let routes = cfg
-        .route
-        .iter()
-        .map(|r| Route { prefix: r.prefix.addr, len: r.prefix.len, via: r.via, port: idx(&r.port) })
-        .collect();
-    let neighbors = cfg.neighbor.iter().map(|n| (idx(&n.port), n.ip, n.mac.0)).collect();
-    Fib::new(fib_ports, routes, neighbors)
-}
-
 fn forward(
     cfg: &conf::Config,
     workers: usize,
@@ -197,30 +173,72 @@ fn forward(
     ports: &mut [Port],
     ts_field: Option<TimestampField>,
 ) -> Result<()> {
-    let fib = Arc::new(build_fib(cfg, ports));
-    let stop = Arc::new(AtomicBool::new(false));
+    let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac).collect();
+    let snapshot = Arc::new(ArcSwap::from_pointee(state::snapshot(cfg, &macs, workers)));
+    let stop = Arc::new(Stop::default());
     let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::new(WorkerCounters::new(ports.len()))).collect();
+    let mut port_index = vec![u16::MAX; ports.iter().map(|p| p.id as usize + 1).max().unwrap_or(0)];
+    for (i, p) in ports.iter().enumerate() {
+        port_index[p.id as usize] = i as u16;
+    }
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let mut setups: Vec<WorkerSetup> = (0..workers)
         .map(|id| WorkerSetup {
             id,
+            workers,
             rx: Vec::new(),
             tx: Vec::new(),
-            fib: fib.clone(),
+            tx_via: Vec::new(),
+            tx_rings: Vec::new(),
+            tx_from: Vec::new(),
+            to_owner: (0..workers).map(|_| None).collect(),
+            from_others: Vec::new(),
+            port_index: port_index.clone(),
+            snapshot: snapshot.clone(),
             counters: counters[id].clone(),
             stop: stop.clone(),
             poll_idle_us: cfg.dataplane.poll_idle_us,
             replay_timestamps: ts_field,
             replay,
+            conns_capacity: cfg.dataplane.conns_per_worker,
+            seed: seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         })
         .collect();
+    // Flow hand-over rings between every pair of workers.
+    for i in 0..workers {
+        for j in 0..workers {
+            if i != j {
+                let (p, c) = dpdk::ring(&format!("rvs_own_{i}_{j}"), 4096)?;
+                setups[i].to_owner[j] = Some(p);
+                setups[j].from_others.push(c);
+            }
+        }
+    }
     for (pi, port) in ports.iter_mut().enumerate() {
         let (rxqs, txqs) = port.take_queues().context("port queues already taken")?;
         for (q, rxq) in rxqs.into_iter().enumerate() {
             setups[q % workers].rx.push((pi as u16, rxq));
         }
+        let ntx = txqs.len().max(1);
         let mut txqs = txqs.into_iter().map(Some).collect::<Vec<_>>();
-        for (w, s) in setups.iter_mut().enumerate() {
-            s.tx.push(txqs.get_mut(w).and_then(Option::take));
+        for (w, setup) in setups.iter_mut().enumerate() {
+            let q = txqs.get_mut(w).and_then(Option::take);
+            // A worker without a queue on this port sends through the worker that has one.
+            let via = if q.is_some() { None } else { Some((w % ntx) as u16) };
+            setup.tx.push(q);
+            setup.tx_via.push(via);
+        }
+    }
+    // One transmit hand-over ring from each worker to each worker it sends through.
+    for w in 0..workers {
+        setups[w].tx_rings = (0..workers).map(|_| None).collect();
+        let mut targets: Vec<u16> = setups[w].tx_via.iter().flatten().copied().collect();
+        targets.sort_unstable();
+        targets.dedup();
+        for owner in targets {
+            let (p, c) = dpdk::ring(&format!("rvs_tx_{w}_{owner}"), 4096)?;
+            setups[w].tx_rings[owner as usize] = Some(p);
+            setups[owner as usize].tx_from.push(c);
         }
     }
     let lcores = dpdk::lcore_ids_for_workers(workers)?;
@@ -230,7 +248,7 @@ fn forward(
         match dpdk::launch_on(*lcore, move || worker::run(setup)) {
             Ok(()) => launched.push(*lcore),
             Err(e) => {
-                stop.store(true, Ordering::SeqCst);
+                stop.all.store(true, Ordering::SeqCst);
                 for l in &launched {
                     dpdk::wait_lcore(*l);
                 }
@@ -238,19 +256,29 @@ fn forward(
             }
         }
     }
+    let snap = snapshot.load();
+    if snap.owner_prefix < cfg.dataplane.owner_prefix {
+        println!(
+            "rvsd: flows are owned by client /{} (a persistent service's netmask is wider than owner_prefix {})",
+            snap.owner_prefix, cfg.dataplane.owner_prefix
+        );
+    }
     println!(
-        "rvsd: {workers} worker(s) forwarding on lcore(s) {lcores:?}{}",
+        "rvsd: {workers} worker(s) forwarding on lcore(s) {lcores:?}, {} service(s), {} connection slots per worker{}",
+        snap.services.len(),
+        cfg.dataplane.conns_per_worker,
         if replay { " (replay mode)" } else { "" }
     );
 
     // Wait for a signal, or in replay mode for every rx pcap to be consumed.
+    let sum = || Totals::sum(counters.iter().map(|c| c.as_ref()), ports.len());
     let mut last_rx = 0;
     let mut last_progress = Instant::now();
     let mut replay_note = None;
     while !SIGNALLED.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
         if replay {
-            let t = Totals::sum(counters.iter().map(|c| c.as_ref()), ports.len());
+            let t = sum();
             let done = expected.iter().zip(&t.ports).all(|(e, p)| e.is_none_or(|e| p[0] >= e));
             if done {
                 break;
@@ -266,7 +294,22 @@ fn forward(
             }
         }
     }
-    stop.store(true, Ordering::SeqCst);
+    // Stop reading the ports, let what is in flight between workers finish, stop.
+    stop.rx.store(true, Ordering::SeqCst);
+    let drain_start = Instant::now();
+    while drain_start.elapsed() < Duration::from_secs(2) {
+        let rx = sum().rx_packets();
+        let handled: u64 = counters.iter().map(|c| c.handled.get()).sum();
+        let off: u64 = counters.iter().map(|c| c.handed_off.get()).sum();
+        let over: u64 = counters.iter().map(|c| c.taken_over.get()).sum();
+        let handoff_drops: u64 =
+            counters.iter().map(|c| c.drops[dataplane::verdict::DropReason::HandoffFull as usize].get()).sum();
+        if handled + handoff_drops >= rx && off == over {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop.all.store(true, Ordering::SeqCst);
     for l in &lcores {
         dpdk::wait_lcore(*l);
     }
@@ -275,6 +318,9 @@ fn forward(
         println!("rvsd: {note}");
     }
     print_totals(cfg, ports, &counters, elapsed);
+    for line in state::describe(&snapshot.load()) {
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -291,7 +337,15 @@ fn print_totals(cfg: &conf::Config, ports: &[Port], counters: &[Arc<WorkerCounte
     for (w, c) in counters.iter().enumerate() {
         let rx: u64 = c.ports.iter().map(|p| p.rx_packets.get()).sum();
         let tx: u64 = c.ports.iter().map(|p| p.tx_packets.get()).sum();
-        println!("worker {w}: rx {rx} packets, tx {tx} packets");
+        println!(
+            "worker {w}: rx {rx} packets, tx {tx} packets, handled {}, handed off {}, conns created {}, live {}, no dest {}, icmp sent {}",
+            c.handled.get(),
+            c.handed_off.get(),
+            c.conns_created.get(),
+            c.conns_live.get(),
+            c.no_dest.get(),
+            c.icmp_sent.get()
+        );
     }
     if cfg.dataplane.replay {
         let clock = counters.iter().map(|c| c.clock_ns.get()).max().unwrap_or(0);

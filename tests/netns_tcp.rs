@@ -88,7 +88,11 @@ socket = "{dir}/rvsd.sock"
         .unwrap();
     let started = Instant::now();
     while !std::fs::read_to_string(&log).unwrap_or_default().contains("forwarding on") {
-        assert!(started.elapsed() < Duration::from_secs(20), "rvsd did not start: {}", std::fs::read_to_string(&log).unwrap());
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "rvsd did not start: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // The server needs a moment to bind; retry the first request briefly.

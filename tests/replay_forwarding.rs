@@ -134,8 +134,11 @@ fn replay_forwards_rewrites_macs_and_counts_drops() {
         }
     }
     frames.extend(drops.map(|(d, _)| d.clone()));
-    let stamped: Vec<(Duration, Vec<u8>)> =
-        frames.iter().enumerate().map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 250_000_000), f.clone())).collect();
+    let stamped: Vec<(Duration, Vec<u8>)> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (Duration::new(1_700_000_000 + i as u64, 250_000_000), f.clone()))
+        .collect();
     write_pcap(&dir.path().join("in.pcap"), &stamped);
 
     let out = run_rvsd(&config(dir.path()), Duration::from_secs(60));
@@ -146,7 +149,8 @@ fn replay_forwards_rewrites_macs_and_counts_drops() {
     let [rx, _, tx, _] = port_counts(&stdout, "p0");
     assert_eq!(rx as usize, frames.len(), "{stdout}");
     assert_eq!(tx as usize, forwarded_in.len(), "{stdout}");
-    for reason in ["ttl_expired", "local", "no_neighbor", "no_route", "eth_truncated", "not_ipv4", "ipv4_bad_checksum"] {
+    for reason in ["ttl_expired", "local", "no_neighbor", "no_route", "eth_truncated", "not_ipv4", "ipv4_bad_checksum"]
+    {
         let want = to_drop.iter().filter(|(_, r)| *r == reason).count() as u64;
         assert_eq!(drop_count(&stdout, reason), want, "drop {reason}\n{stdout}");
     }
@@ -186,7 +190,18 @@ fn replay_forwards_rewrites_macs_and_counts_drops() {
     let ts = Command::new("tshark")
         .args(["-r"])
         .arg(dir.path().join("out.pcap"))
-        .args(["-o", "ip.check_checksum:TRUE", "-T", "fields", "-e", "ip.checksum.status", "-e", "ip.ttl", "-e", "eth.src"])
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "ip.ttl",
+            "-e",
+            "eth.src",
+        ])
         .output()
         .expect("tshark (installed by scripts/setup)");
     assert!(ts.status.success(), "tshark: {}", String::from_utf8_lossy(&ts.stderr));

@@ -2,6 +2,7 @@
 //! passed every check in `validate.rs`: names are unique, references resolve,
 //! numbers are in range.
 
+use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -19,6 +20,23 @@ pub const MAX_WORKERS: u16 = 64;
 /// Longest port name: the kernel's interface name limit (IFNAMSIZ - 1), so a
 /// port's tap interface can carry the same name.
 pub const MAX_PORT_NAME: usize = 15;
+/// Default connection-table capacity of each worker.
+pub const DEFAULT_CONNS_PER_WORKER: u32 = 262_144;
+/// Smallest `conns_per_worker` accepted.
+pub const MIN_CONNS_PER_WORKER: u32 = 1024;
+/// Largest `conns_per_worker` accepted (2^24).
+pub const MAX_CONNS_PER_WORKER: u32 = 16_777_216;
+/// Persistence timeout of ipvsadm's bare `-p` (`IPVS_SVC_PERSISTENT_TIMEOUT`,
+/// specs/ipvs.md §2.5).
+pub const DEFAULT_PERSISTENT_TIMEOUT: u32 = 360;
+/// ipvsadm's `MAX_TIMEOUT` (31 days): the upper bound of `-p` and `--set`.
+pub const MAX_TIMEOUT: u32 = 2_678_400;
+/// ipvsadm's default scheduler (specs/ipvs.md §6.1).
+pub const DEFAULT_SCHEDULER: &str = "wlc";
+/// The schedulers rvs implements, by their IPVS names.
+pub const SCHEDULERS: &[&str] = &["rr", "wrr", "lc", "wlc", "sed", "nq", "sh", "mh"];
+/// Largest `-x`/`-y` threshold ipvsadm accepts (INT_MAX).
+pub const MAX_THRESHOLD: u32 = i32::MAX as u32;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -27,6 +45,10 @@ pub struct Config {
     pub route: Vec<Route>,
     pub neighbor: Vec<Neighbor>,
     pub control: Control,
+    pub ipvs: Ipvs,
+    /// Virtual services: the `[[service]]` tables in file order, then (after
+    /// `load`) those of the `[ipvs] rules` file in file order.
+    pub service: Vec<Service>,
 }
 
 impl Config {
@@ -50,11 +72,29 @@ pub struct Dataplane {
     /// 0: busy poll. Otherwise a worker that found no packet in a whole round
     /// sleeps this many microseconds (for shared test machines).
     pub poll_idle_us: u32,
+    /// Connection-table capacity of each worker (preallocated),
+    /// 1024..=16777216.
+    pub conns_per_worker: u32,
+    /// Flows are owned by workers by a hash of the client address masked to
+    /// this prefix length (1..=32), so every connection and persistence
+    /// template of one client lives on one worker. A persistent service whose
+    /// netmask is coarser than this (say /24 with the default 32) would split
+    /// one client subnet over several workers, each with its own template,
+    /// so clients of that subnet could be sent to different real servers.
+    pub owner_prefix: u8,
 }
 
 impl Default for Dataplane {
     fn default() -> Self {
-        Dataplane { eal_args: Vec::new(), workers: 1, mbufs: DEFAULT_MBUFS, replay: false, poll_idle_us: 0 }
+        Dataplane {
+            eal_args: Vec::new(),
+            workers: 1,
+            mbufs: DEFAULT_MBUFS,
+            replay: false,
+            poll_idle_us: 0,
+            conns_per_worker: DEFAULT_CONNS_PER_WORKER,
+            owner_prefix: 32,
+        }
     }
 }
 
@@ -119,4 +159,196 @@ impl Default for Control {
     fn default() -> Self {
         Control { socket: PathBuf::from(DEFAULT_SOCKET), group: None }
     }
+}
+
+/// The `[ipvs]` table: IPVS sysctls (specs/ipvs.md §9) with the kernel's
+/// defaults, and an optional ipvsadm rules file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ipvs {
+    /// An `ipvsadm -S` / `ipvsadm -R` file loaded at start. `parse` keeps it
+    /// as written; `load` resolves a relative path against the config file's
+    /// directory and merges its services into `Config::service`.
+    pub rules: Option<PathBuf>,
+    pub expire_nodest_conn: bool,
+    pub expire_quiescent_template: bool,
+    /// 0..=3, bit flags (specs/ipvs.md §3.3).
+    pub conn_reuse_mode: u8,
+    pub sloppy_tcp: bool,
+    pub nat_icmp_send: bool,
+    pub pmtu_disc: bool,
+    pub timeouts: Timeouts,
+}
+
+impl Default for Ipvs {
+    fn default() -> Self {
+        Ipvs {
+            rules: None,
+            expire_nodest_conn: false,
+            expire_quiescent_template: false,
+            conn_reuse_mode: 1,
+            sloppy_tcp: false,
+            nat_icmp_send: false,
+            pmtu_disc: true,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// `ipvsadm --set tcp tcpfin udp` (specs/ipvs.md §3.7): the effective
+/// ESTABLISHED, FIN_WAIT and UDP timeouts in seconds. A 0 in the file keeps
+/// the default, so these are never 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcpfin: u32,
+    pub udp: u32,
+}
+
+impl Timeouts {
+    /// The kernel's defaults (specs/ipvs.md §3.5).
+    pub const DEFAULT: Timeouts = Timeouts { tcp: 900, tcpfin: 120, udp: 300 };
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts::DEFAULT
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The IP protocol number (IPPROTO_TCP, IPPROTO_UDP).
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+
+    /// "tcp" or "udp", as written in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A virtual service's key (specs/ipvs.md §0): protocol + VIP + port, or a
+/// firewall mark. IPv4 only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ServiceAddr {
+    /// `port` 0 is an all-ports service (only valid with persistence).
+    Addr { protocol: Protocol, vip: Ipv4Addr, port: u16 },
+    /// 1..=u32::MAX.
+    Fwmark(u32),
+}
+
+impl ServiceAddr {
+    /// The key ipvsadm sorts services by (`libipvs.c ipvs_cmp_services`):
+    /// fwmark (0 for address services, so fwmark services come last),
+    /// protocol number, address, port.
+    pub fn sort_key(&self) -> (u32, u8, u32, u16) {
+        match *self {
+            ServiceAddr::Addr { protocol, vip, port } => (0, protocol.number(), u32::from(vip), port),
+            // ipvsadm sets the protocol of fwmark services to TCP.
+            ServiceAddr::Fwmark(m) => (m, Protocol::Tcp.number(), 0, 0),
+        }
+    }
+
+    /// The service port; 0 for fwmark services.
+    pub fn port(&self) -> u16 {
+        match *self {
+            ServiceAddr::Addr { port, .. } => port,
+            ServiceAddr::Fwmark(_) => 0,
+        }
+    }
+}
+
+impl fmt::Display for ServiceAddr {
+    /// `tcp 10.0.0.1:80` or `fwmark 10`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServiceAddr::Addr { protocol, vip, port } => write!(f, "{} {vip}:{port}", protocol.name()),
+            ServiceAddr::Fwmark(m) => write!(f, "fwmark {m}"),
+        }
+    }
+}
+
+/// Forwarding method of a real server (specs/ipvs.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Method {
+    /// NAT (`-m`).
+    Masq,
+    /// Direct routing (`-g`, ipvsadm's default).
+    #[default]
+    Route,
+    /// IPIP tunnel (`-i`).
+    Tunnel,
+}
+
+/// A virtual service. Invariants (checked for both the TOML file and rules
+/// files): `scheduler` is one of [`SCHEDULERS`]; an address service with
+/// port 0 is persistent; `ops` only on UDP or fwmark services; `netmask` is
+/// contiguous and is 255.255.255.255 unless persistent; `flags` are valid for
+/// the scheduler; server address:port pairs are unique.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub addr: ServiceAddr,
+    pub scheduler: String,
+    /// Persistence timeout in seconds, 1..=2678400.
+    pub persistent: Option<u32>,
+    /// Persistence granularity; 255.255.255.255 by default.
+    pub netmask: Ipv4Addr,
+    /// ipvsadm `-b` names in canonical form: deduplicated, in bit order, and
+    /// named as ipvsadm prints them for the scheduler (`flag-1` on sh is
+    /// `sh-fallback`, `flag-2` on mh is `mh-port`, ...).
+    pub flags: Vec<String>,
+    /// One-packet scheduling.
+    pub ops: bool,
+    /// In the order written (not IPVS list order, which is the reverse:
+    /// specs/ipvs.md §0).
+    pub servers: Vec<Server>,
+}
+
+/// `IP_VS_SVC_F_SCHED1..3` (include/uapi/linux/ip_vs.h).
+pub const SVC_F_SCHED1: u32 = 0x0008;
+pub const SVC_F_SCHED2: u32 = 0x0010;
+pub const SVC_F_SCHED3: u32 = 0x0020;
+
+impl Service {
+    /// The netmask as a prefix length (the netmask is contiguous).
+    pub fn netmask_len(&self) -> u8 {
+        // At most 32, so the cast cannot truncate.
+        u32::from(self.netmask).leading_ones() as u8
+    }
+
+    /// `flags` as `IP_VS_SVC_F_SCHED*` bits: sh-fallback and mh-fallback are
+    /// SCHED1, sh-port and mh-port SCHED2.
+    pub fn flag_bits(&self) -> u32 {
+        self.flags.iter().filter_map(|f| crate::service::flag_bit(f)).fold(0, |a, b| a | b)
+    }
+}
+
+/// A real server (IPVS destination) of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Server {
+    pub addr: Ipv4Addr,
+    /// The effective port: for an address service, a missing or 0 port is
+    /// the service port, and route/tunnel servers always have the service
+    /// port (specs/ipvs.md §4.5). 0 only on fwmark and port-0 services,
+    /// where it means "keep the client's destination port".
+    pub port: u16,
+    pub method: Method,
+    /// 0..=65535.
+    pub weight: u32,
+    /// 0 = no limit; 0..=2147483647.
+    pub u_threshold: u32,
+    /// 0..=u_threshold.
+    pub l_threshold: u32,
 }

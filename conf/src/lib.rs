@@ -4,7 +4,9 @@
 //! [`parse`] checks everything that can be checked from the text alone;
 //! [`load`] also reads the file and checks that files it names (net_pcap
 //! `rx_pcap=` inputs) exist, resolved against the current directory as DPDK
-//! resolves them. A [`Config`] returned by either is fully validated.
+//! resolves them, and reads the `[ipvs] rules` file (ipvsadm save/restore
+//! format, see [`ipvsadm`]) relative to the config file's directory. A
+//! [`Config`] returned by either is fully validated.
 //!
 //! ```toml
 //! [dataplane]
@@ -15,6 +17,19 @@
 //! name = "p0"
 //! device = "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap"
 //! addresses = ["10.0.0.2/24"]
+//!
+//! [ipvs]
+//! rules = "ipvsadm.rules"        # optional; `ipvsadm -S` format
+//! [ipvs.timeouts]
+//! tcp = 900
+//!
+//! [[service]]
+//! protocol = "tcp"
+//! address = "10.0.0.100:80"
+//! scheduler = "wlc"
+//! [[service.server]]
+//! address = "10.0.2.11:80"
+//! method = "masq"
 //! ```
 
 #![deny(unsafe_code)]
@@ -23,40 +38,68 @@
 mod config;
 mod device;
 mod error;
+pub mod ipvsadm;
 mod locate;
 mod schema;
+mod service;
 mod types;
 mod validate;
 
 use std::path::Path;
 
 pub use config::{
-    Config, Control, Dataplane, Neighbor, Port, Route, DEFAULT_MBUFS, DEFAULT_SOCKET, MAX_PORT_NAME, MAX_WORKERS,
-    MIN_MBUFS,
+    Config, Control, Dataplane, Ipvs, Method, Neighbor, Port, Protocol, Route, Server, Service, ServiceAddr, Timeouts,
+    DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER, DEFAULT_SOCKET,
+    MAX_CONNS_PER_WORKER, MAX_PORT_NAME, MAX_THRESHOLD, MAX_TIMEOUT, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS,
+    SCHEDULERS, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
 };
 pub use device::{is_pci_address, Device};
 pub use error::ConfError;
+pub use ipvsadm::{format_rules, parse_rules};
 pub use types::{Ipv4Cidr, Ipv4Prefix, MacAddr, ValueError};
 
 use error::Reporter;
-use validate::Validator;
+use validate::{Positions, Validator};
 
 /// Reads, parses and validates the file at `path`, including that every
 /// `rx_pcap=` file it names exists (relative paths against the current
-/// directory). Messages name the file as `path` is written.
+/// directory), and reads the `[ipvs] rules` file (a relative path against
+/// the config file's directory), appending its services to
+/// `Config::service` and storing the resolved path in `Config::ipvs.rules`.
+/// Messages name the files as `path` is written.
 pub fn load(path: &Path) -> Result<Config, ConfError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfError::Read { path: path.to_owned(), source })?;
     let origin = path.display().to_string();
-    check(&text, &origin, true)
+    let (mut config, positions) = check(&text, &origin, true)?;
+    if let Some(rules) = config.ipvs.rules.take() {
+        let rules = match path.parent() {
+            Some(dir) if rules.is_relative() => dir.join(rules),
+            _ => rules,
+        };
+        let rules_text = std::fs::read_to_string(&rules).map_err(|e| {
+            let r = Reporter { text: &text, origin: &origin };
+            r.invalid(
+                positions.rules_at.unwrap_or(0),
+                "ipvs.rules",
+                format!("cannot read \"{}\": {e}", rules.display()),
+            )
+        })?;
+        let taken: Vec<(ServiceAddr, String)> = config.service.iter().map(|s| s.addr).zip(positions.services).collect();
+        let more = ipvsadm::parse_after(&rules_text, &rules.display().to_string(), &taken)?;
+        config.service.extend(more);
+        config.ipvs.rules = Some(rules);
+    }
+    Ok(config)
 }
 
 /// Parses and validates `text`; `origin` is the file name used in messages.
-/// Does not touch the file system.
+/// Does not touch the file system: the `[ipvs] rules` file is not read, and
+/// `Config::ipvs.rules` is kept as written.
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfError> {
-    check(text, origin, false)
+    check(text, origin, false).map(|(c, _)| c)
 }
 
-fn check(text: &str, origin: &str, check_files: bool) -> Result<Config, ConfError> {
+fn check(text: &str, origin: &str, check_files: bool) -> Result<(Config, Positions), ConfError> {
     let r = Reporter { text, origin };
     let raw: schema::RawConfig = toml::from_str(text).map_err(|e| de_error(&r, &e))?;
     Validator { r, check_files }.config(raw)
@@ -91,8 +134,11 @@ fn reword(key: &str, message: &str, value: &str) -> String {
         let valid = expected.trim_start_matches("one of ").replace("` or `", ", ").replace('`', "");
         return format!("unknown key (valid keys: {valid})");
     }
-    if matches!(key, "port" | "route" | "neighbor") && message.contains("expected a sequence") {
-        return format!("{message}; write each entry as [[{key}]], not [{key}]");
+    let last = key.rsplit('.').next().unwrap_or(key);
+    if matches!(last, "port" | "route" | "neighbor" | "service" | "server") && message.contains("expected a sequence") {
+        // `service[0].server` is written `[[service.server]]`.
+        let header: String = key.split('.').map(|k| k.split('[').next().unwrap_or(k)).collect::<Vec<_>>().join(".");
+        return format!("{message}; write each entry as [[{header}]], not [{header}]");
     }
     // toml hands a datetime to serde as a map.
     if value.starts_with(|c: char| c.is_ascii_digit()) {
@@ -151,6 +197,8 @@ group = "adm"
                 mbufs: 16384,
                 replay: false,
                 poll_idle_us: 0,
+                conns_per_worker: DEFAULT_CONNS_PER_WORKER,
+                owner_prefix: 32,
             },
             port: vec![Port {
                 name: "p0".into(),
@@ -169,6 +217,8 @@ group = "adm"
                 port: "p0".into(),
             }],
             control: Control { socket: PathBuf::from("/run/rvs/rvsd.sock"), group: Some("adm".into()) },
+            ipvs: Ipvs::default(),
+            service: vec![],
         };
         assert_eq!(c, expected);
         assert_eq!(c.port[0].rx_pcaps(), vec![PathBuf::from("in.pcap")]);
@@ -182,7 +232,15 @@ group = "adm"
         assert_eq!(c.dataplane, Dataplane::default());
         assert_eq!(
             c.dataplane,
-            Dataplane { eal_args: vec![], workers: 1, mbufs: 16384, replay: false, poll_idle_us: 0 }
+            Dataplane {
+                eal_args: vec![],
+                workers: 1,
+                mbufs: 16384,
+                replay: false,
+                poll_idle_us: 0,
+                conns_per_worker: 262144,
+                owner_prefix: 32
+            }
         );
         assert_eq!(c.control.socket, PathBuf::from("/run/rvs/rvsd.sock"));
         assert_eq!(c.control.group, None);
@@ -205,7 +263,7 @@ group = "adm"
         assert_eq!(
             err("[dataplane]\nworkers = 1\n  worker = 2\n"),
             "rvs.toml:3:3: dataplane.worker: unknown key (valid keys: eal_args, workers, \
-             mbufs, replay, poll_idle_us)"
+             mbufs, replay, poll_idle_us, conns_per_worker, owner_prefix)"
         );
         assert_eq!(
             err("[[port]]\nname = \"p0\"\ndevice = \"d\"\n[[port]]\nname = \"p1\"\nmacc = \"x\"\n"),
@@ -214,7 +272,7 @@ group = "adm"
         assert_eq!(
             err("[routes]\n"),
             "rvs.toml:1:2: routes: unknown key (valid keys: dataplane, port, route, neighbor, \
-             control)"
+             control, ipvs, service)"
         );
         assert_eq!(
             err("[[route]]\nprefix = \"0.0.0.0/0\"\ngw = \"10.0.0.1\"\n"),
@@ -318,6 +376,137 @@ group = "adm"
         // parse() does not look at the file system.
         assert!(parse(text, "rvs.toml").is_ok());
         std::fs::remove_file(&cfg).unwrap();
+    }
+
+    /// The `[ipvs]` and `[[service]]` example of the design brief.
+    const SERVICES: &str = r#"[dataplane]
+conns_per_worker = 262144
+owner_prefix = 32
+[ipvs]
+rules = "ipvsadm.rules"
+expire_nodest_conn = 0
+expire_quiescent_template = 0
+conn_reuse_mode = 1
+sloppy_tcp = 0
+nat_icmp_send = 0
+pmtu_disc = 1
+[ipvs.timeouts]
+tcp = 900
+tcpfin = 120
+udp = 300
+[[service]]
+protocol = "tcp"
+address = "10.0.0.100:80"
+scheduler = "wlc"
+persistent = 360
+netmask = "255.255.255.0"
+ops = false
+[[service.server]]
+address = "10.0.2.11:80"
+method = "masq"
+weight = 1
+u_threshold = 0
+l_threshold = 0
+"#;
+
+    #[test]
+    fn services_example() {
+        let c = parse(SERVICES, "rvs.toml").unwrap();
+        assert_eq!(c.dataplane, Dataplane::default());
+        assert_eq!(c.ipvs, Ipvs { rules: Some(PathBuf::from("ipvsadm.rules")), ..Ipvs::default() });
+        assert_eq!(
+            c.service,
+            vec![Service {
+                addr: ServiceAddr::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 100), port: 80 },
+                scheduler: "wlc".into(),
+                persistent: Some(360),
+                netmask: Ipv4Addr::new(255, 255, 255, 0),
+                flags: vec![],
+                ops: false,
+                servers: vec![Server {
+                    addr: Ipv4Addr::new(10, 0, 2, 11),
+                    port: 80,
+                    method: Method::Masq,
+                    weight: 1,
+                    u_threshold: 0,
+                    l_threshold: 0,
+                }],
+            }]
+        );
+    }
+
+    /// A fresh directory under the system temp dir.
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = temp_path(name);
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn load_merges_the_rules_file_from_the_config_directory() {
+        let dir = temp_dir("rules-ok");
+        std::fs::write(
+            dir.join("ipvsadm.rules"),
+            "-A -u 10.0.0.100:53 -s rr\n-a -u 10.0.0.100:53 -r 10.0.2.21:5353 -m -w 2\n-A -f 1 -s sh\n",
+        )
+        .unwrap();
+        let cfg = dir.join("rvs.toml");
+        std::fs::write(&cfg, SERVICES).unwrap();
+        let c = load(&cfg).unwrap();
+        assert_eq!(c.ipvs.rules, Some(dir.join("ipvsadm.rules")));
+        let keys: Vec<String> = c.service.iter().map(|s| s.addr.to_string()).collect();
+        assert_eq!(keys, ["tcp 10.0.0.100:80", "udp 10.0.0.100:53", "fwmark 1"]);
+        assert_eq!(c.service[1].servers[0].port, 5353);
+        // parse() reads no file.
+        assert_eq!(parse(SERVICES, "rvs.toml").unwrap().service.len(), 1);
+
+        // An absolute path is used as is.
+        let abs = SERVICES.replace("\"ipvsadm.rules\"", &format!("\"{}\"", dir.join("ipvsadm.rules").display()));
+        std::fs::write(&cfg, abs).unwrap();
+        assert_eq!(load(&cfg).unwrap().service.len(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn load_reports_rules_errors_in_the_rules_file() {
+        let dir = temp_dir("rules-bad");
+        let cfg = dir.join("rvs.toml");
+        let rules = dir.join("ipvsadm.rules");
+        std::fs::write(&cfg, SERVICES).unwrap();
+
+        assert_eq!(
+            load(&cfg).unwrap_err().to_string(),
+            format!(
+                "{}:5:9: ipvs.rules: cannot read \"{}\": No such file or directory (os error 2)",
+                cfg.display(),
+                rules.display()
+            )
+        );
+
+        // The same service as the config file's: refused, naming both.
+        std::fs::write(&rules, "# more\n-A -u 10.0.0.100:53\n-A -t 10.0.0.100:80 -s rr -p\n").unwrap();
+        assert_eq!(
+            load(&cfg).unwrap_err().to_string(),
+            format!(
+                "{}:3:1: -A -t 10.0.0.100:80 -s rr -p: Service already exists: see service[0] at {}:18:11",
+                rules.display(),
+                cfg.display()
+            )
+        );
+
+        // Servers of the config file's services are listed there.
+        std::fs::write(&rules, "-a -t 10.0.0.100:80 -r 10.0.2.12 -m\n").unwrap();
+        assert_eq!(
+            load(&cfg).unwrap_err().to_string(),
+            format!(
+                "{}:1:1: -a -t 10.0.0.100:80 -r 10.0.2.12 -m: Service not defined (tcp 10.0.0.100:80 is \
+                 service[0] at {}:18:11 in the config file, whose servers are listed there)",
+                rules.display(),
+                cfg.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

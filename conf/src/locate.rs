@@ -9,12 +9,19 @@ use std::fmt;
 use std::ops::Range;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use toml::Spanned;
 
 enum Node {
     Leaf,
-    Table(Vec<(Key, Spanned<Node>)>),
-    Array(Vec<Spanned<Node>>),
+    Table(Vec<(Key, SNode)>),
+    Array(Vec<SNode>),
+}
+
+/// A value with its span when the deserializer has one. `Spanned<Node>`
+/// would fail on an implicit table (`[ipvs.timeouts]` with no `[ipvs]`),
+/// which `toml` hands over as a plain map with no span.
+struct SNode {
+    node: Node,
+    span: Option<Range<usize>>,
 }
 
 /// A table key with its span when the deserializer has one. A plain
@@ -97,23 +104,93 @@ impl<'de> Visitor<'de> for NodeVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+        while let Some(item) = seq.next_element::<SNode>()? {
             items.push(item);
         }
         Ok(Node::Array(items))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries = Vec::new();
-        while let Some(key) = map.next_key::<Key>()? {
-            if key.span.is_none() && key.name == DATETIME {
-                map.next_value::<serde::de::IgnoredAny>()?;
-                return Ok(Node::Leaf);
-            }
-            let value = map.next_value::<Spanned<Node>>()?;
-            entries.push((key, value));
+        let first = map.next_key::<Key>()?;
+        table(first, map)
+    }
+}
+
+/// The rest of a table whose first key (if any) has been read.
+fn table<'de, A: MapAccess<'de>>(mut key: Option<Key>, mut map: A) -> Result<Node, A::Error> {
+    let mut entries = Vec::new();
+    while let Some(k) = key {
+        if k.span.is_none() && k.name == DATETIME {
+            map.next_value::<serde::de::IgnoredAny>()?;
+            return Ok(Node::Leaf);
         }
-        Ok(Node::Table(entries))
+        let value = map.next_value::<SNode>()?;
+        entries.push((k, value));
+        key = map.next_key::<Key>()?;
+    }
+    Ok(Node::Table(entries))
+}
+
+impl<'de> Deserialize<'de> for SNode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_struct(SPANNED, SPANNED_FIELDS, SNodeVisitor)
+    }
+}
+
+struct SNodeVisitor;
+
+impl SNodeVisitor {
+    fn bare(node: Node) -> SNode {
+        SNode { node, span: None }
+    }
+}
+
+impl<'de> Visitor<'de> for SNodeVisitor {
+    type Value = SNode;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any TOML value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<SNode, E> {
+        Ok(Self::bare(Node::Leaf))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<SNode, E> {
+        Ok(Self::bare(Node::Leaf))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<SNode, E> {
+        Ok(Self::bare(Node::Leaf))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<SNode, E> {
+        Ok(Self::bare(Node::Leaf))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<SNode, E> {
+        Ok(Self::bare(Node::Leaf))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<SNode, A::Error> {
+        NodeVisitor.visit_seq(seq).map(Self::bare)
+    }
+
+    /// Either serde_spanned's protocol (start, end, value) or, for a value
+    /// without a span, the table itself.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SNode, A::Error> {
+        let first = map.next_key::<Key>()?;
+        match first {
+            Some(k) if k.span.is_none() && k.name == SPANNED_FIELDS[0] => {
+                let start = map.next_value::<usize>()?;
+                let (mut end, mut node) = (None, None);
+                while let Some(field) = map.next_key::<String>()? {
+                    if field == SPANNED_FIELDS[1] {
+                        end = Some(map.next_value::<usize>()?);
+                    } else {
+                        node = Some(map.next_value::<Node>()?);
+                    }
+                }
+                Ok(SNode { node: node.unwrap_or(Node::Leaf), span: end.map(|e| start..e) })
+            }
+            first => table(first, map).map(Self::bare),
+        }
     }
 }
 
@@ -131,17 +208,17 @@ fn find(node: &Node, at: usize) -> Option<String> {
             if key.span.as_ref().is_some_and(|s| contains(s, at)) {
                 return Some(name);
             }
-            match find(value.get_ref(), at) {
+            match find(&value.node, at) {
                 Some(rest) if rest.starts_with('[') => Some(format!("{name}{rest}")),
                 Some(rest) => Some(format!("{name}.{rest}")),
-                None if contains(&value.span(), at) => Some(name),
+                None if value.span.as_ref().is_some_and(|s| contains(s, at)) => Some(name),
                 None => None,
             }
         }),
-        Node::Array(items) => items.iter().enumerate().find_map(|(i, item)| match find(item.get_ref(), at) {
+        Node::Array(items) => items.iter().enumerate().find_map(|(i, item)| match find(&item.node, at) {
             Some(rest) if rest.starts_with('[') => Some(format!("[{i}]{rest}")),
             Some(rest) => Some(format!("[{i}].{rest}")),
-            None if contains(&item.span(), at) => Some(format!("[{i}]")),
+            None if item.span.as_ref().is_some_and(|s| contains(s, at)) => Some(format!("[{i}]")),
             None => None,
         }),
     }
@@ -198,6 +275,15 @@ name = "p1"
     fn datetime_values_are_walked() {
         let t = "[dataplane]\nworkers = 1979-05-27\n";
         assert_eq!(key_path(t, t.find("1979").unwrap()).as_deref(), Some("dataplane.workers"));
+    }
+
+    #[test]
+    fn implicit_tables_are_walked() {
+        let t = "[ipvs.timeouts]\ntcp_fin = 1\n";
+        assert_eq!(key_path(t, t.find("tcp_fin").unwrap()).as_deref(), Some("ipvs.timeouts.tcp_fin"));
+        let t = "[[service]]\n[[service.server]]\nx = 1\n[a.b.c]\nd = 2\n";
+        assert_eq!(key_path(t, t.find("x =").unwrap()).as_deref(), Some("service[0].server[0].x"));
+        assert_eq!(key_path(t, t.find("d =").unwrap()).as_deref(), Some("a.b.c.d"));
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub neighbor: Vec<S<RawNeighbor>>,
     pub control: Option<RawControl>,
+    pub ipvs: Option<RawIpvs>,
+    #[serde(default)]
+    pub service: Vec<S<RawService>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -33,6 +36,8 @@ pub(crate) struct RawDataplane {
     pub mbufs: Option<S<Int>>,
     pub replay: Option<S<bool>>,
     pub poll_idle_us: Option<S<Int>>,
+    pub conns_per_worker: Option<S<Int>>,
+    pub owner_prefix: Option<S<Int>>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +70,81 @@ pub(crate) struct RawNeighbor {
 pub(crate) struct RawControl {
     pub socket: Option<S<String>>,
     pub group: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIpvs {
+    pub rules: Option<S<String>>,
+    pub expire_nodest_conn: Option<S<IntOrBool>>,
+    pub expire_quiescent_template: Option<S<IntOrBool>>,
+    pub conn_reuse_mode: Option<S<Int>>,
+    pub sloppy_tcp: Option<S<IntOrBool>>,
+    pub nat_icmp_send: Option<S<IntOrBool>>,
+    pub pmtu_disc: Option<S<IntOrBool>>,
+    pub timeouts: Option<RawTimeouts>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTimeouts {
+    pub tcp: Option<S<Int>>,
+    pub tcpfin: Option<S<Int>>,
+    pub udp: Option<S<Int>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawService {
+    pub protocol: Option<S<String>>,
+    pub address: Option<S<String>>,
+    pub fwmark: Option<S<Int>>,
+    pub scheduler: Option<S<String>>,
+    pub persistent: Option<S<IntOrBool>>,
+    pub netmask: Option<S<String>>,
+    pub flags: Option<Vec<S<String>>>,
+    pub ops: Option<S<bool>>,
+    #[serde(default)]
+    pub server: Vec<S<RawServer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub address: Option<S<String>>,
+    pub method: Option<S<String>>,
+    pub weight: Option<S<Int>>,
+    pub u_threshold: Option<S<Int>>,
+    pub l_threshold: Option<S<Int>>,
+}
+
+/// A TOML integer or boolean: sysctl switches read `0`/`1` like the kernel's
+/// or `false`/`true`, and `persistent = true` means ipvsadm's bare `-p`.
+pub(crate) enum IntOrBool {
+    Int(i64),
+    Bool(bool),
+}
+
+impl<'de> Deserialize<'de> for IntOrBool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IntOrBool;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a boolean")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<IntOrBool, E> {
+                Ok(IntOrBool::Bool(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IntOrBool, E> {
+                Ok(IntOrBool::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IntOrBool, E> {
+                i64::try_from(v).map(IntOrBool::Int).map_err(|_| E::custom(format!("{v} is too large")))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A TOML integer; range checks happen in `validate.rs` so that every

@@ -6,9 +6,11 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+mod ipvs;
+
 use crate::config::{
-    Config, Control, Dataplane, Neighbor, Port, Route, DEFAULT_MBUFS, DEFAULT_SOCKET, MAX_PORT_NAME, MAX_WORKERS,
-    MIN_MBUFS,
+    Config, Control, Dataplane, Neighbor, Port, Route, Service, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS,
+    DEFAULT_SOCKET, MAX_CONNS_PER_WORKER, MAX_PORT_NAME, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS,
 };
 use crate::device::Device;
 use crate::error::{ConfError, Reporter};
@@ -18,6 +20,14 @@ use crate::types::{Ipv4Cidr, Ipv4Prefix, MacAddr};
 /// Longest unix socket path (sun_path is 108 bytes including the NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
+/// What `load` needs, beyond the config, to read the rules file.
+pub(crate) struct Positions {
+    /// Offset of the `[ipvs] rules` value.
+    pub rules_at: Option<usize>,
+    /// For each service, where it is defined: `service[0] at rvs.toml:12:11`.
+    pub services: Vec<String>,
+}
+
 pub(crate) struct Validator<'a> {
     pub r: Reporter<'a>,
     /// Whether to check that files named in the config exist (`load`, not
@@ -26,7 +36,7 @@ pub(crate) struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    pub fn config(&self, raw: RawConfig) -> Result<Config, ConfError> {
+    pub fn config(&self, raw: RawConfig) -> Result<(Config, Positions), ConfError> {
         let dp_raw = raw.dataplane.unwrap_or_default();
         let replay_span = dp_raw.replay.as_ref().map(|r| r.span());
         let dataplane = self.dataplane(dp_raw)?;
@@ -53,6 +63,17 @@ impl Validator<'_> {
 
         let control = self.control(raw.control.unwrap_or_default())?;
 
+        let (ipvs, rules_at) = self.ipvs(raw.ipvs.unwrap_or_default())?;
+
+        let mut services: Vec<Service> = Vec::with_capacity(raw.service.len());
+        let mut where_defined = Vec::with_capacity(raw.service.len());
+        for (i, s) in raw.service.into_iter().enumerate() {
+            let (service, at) = self.service(i, s, &services)?;
+            services.push(service);
+            let (line, col) = crate::error::line_col(self.r.text, at);
+            where_defined.push(format!("service[{i}] at {}:{line}:{col}", self.r.origin));
+        }
+
         if let (true, Some(replay_span)) = (dataplane.replay, replay_span) {
             for (i, port) in ports.iter().enumerate() {
                 if port.rx_pcaps().is_empty() {
@@ -71,7 +92,9 @@ impl Validator<'_> {
             }
         }
 
-        Ok(Config { dataplane, port: ports, route: routes, neighbor: neighbors, control })
+        let config =
+            Config { dataplane, port: ports, route: routes, neighbor: neighbors, control, ipvs, service: services };
+        Ok((config, Positions { rules_at, services: where_defined }))
     }
 
     /// Integer `v` of key `key` within `lo..=hi`.
@@ -126,6 +149,15 @@ impl Validator<'_> {
         if let Some(p) = raw.poll_idle_us {
             let n = self.int_in(&p, "dataplane.poll_idle_us", 0, i64::from(u32::MAX))?;
             dp.poll_idle_us = u32::try_from(n).unwrap_or(0);
+        }
+        if let Some(c) = raw.conns_per_worker {
+            let lo = i64::from(MIN_CONNS_PER_WORKER);
+            let n = self.int_in(&c, "dataplane.conns_per_worker", lo, i64::from(MAX_CONNS_PER_WORKER))?;
+            dp.conns_per_worker = u32::try_from(n).unwrap_or(DEFAULT_CONNS_PER_WORKER);
+        }
+        if let Some(p) = raw.owner_prefix {
+            let n = self.int_in(&p, "dataplane.owner_prefix", 1, 32)?;
+            dp.owner_prefix = u8::try_from(n).unwrap_or(32);
         }
         Ok(dp)
     }

@@ -47,6 +47,20 @@ pub struct PortCounters {
 pub struct WorkerCounters {
     pub ports: Box<[PortCounters]>,
     pub drops: [Counter; DropReason::COUNT],
+    /// Connections (not templates) this worker created.
+    pub conns_created: Counter,
+    /// New connections refused because no real server was available (§4.6).
+    pub no_dest: Counter,
+    /// ICMP errors the worker generated (port unreachable, time exceeded, frag needed).
+    pub icmp_sent: Counter,
+    /// Packets this worker processed (its own and those handed to it).
+    pub handled: Counter,
+    /// Packets handed to another worker (for processing or transmission).
+    pub handed_off: Counter,
+    /// Packets taken from other workers' rings.
+    pub taken_over: Counter,
+    /// Live entries in the worker's connection table (gauge).
+    pub conns_live: Counter,
     /// The worker's clock (ns) at its last burst: in replay mode, the newest
     /// packet timestamp it has seen.
     pub clock_ns: Counter,
@@ -57,6 +71,13 @@ impl WorkerCounters {
         WorkerCounters {
             ports: (0..ports).map(|_| PortCounters::default()).collect(),
             drops: std::array::from_fn(|_| Counter::default()),
+            conns_created: Counter::default(),
+            no_dest: Counter::default(),
+            icmp_sent: Counter::default(),
+            conns_live: Counter::default(),
+            handled: Counter::default(),
+            handed_off: Counter::default(),
+            taken_over: Counter::default(),
             clock_ns: Counter::default(),
         }
     }

@@ -13,9 +13,16 @@
 pub mod buf;
 pub mod checksum;
 pub mod clock;
+pub mod conn;
 pub mod counters;
 pub mod dpdk;
 pub mod fwd;
+pub mod lb;
+pub mod proto;
+pub mod sched;
+pub mod service;
+pub mod snapshot;
 pub mod verdict;
 pub mod wire;
 pub mod worker;
+pub mod xmit;

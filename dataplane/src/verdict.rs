@@ -47,6 +47,21 @@ drop_reasons! {
     MultiSegment => "multi_segment", "A chained (multi-segment) mbuf; rx scatter is off.";
     NoTxQueue => "no_tx_queue", "This worker has no tx queue on the egress port.";
     TxFull => "tx_full", "The egress queue did not take the packet.";
+    Fragment => "fragment", "An IPv4 fragment of load-balanced traffic (not reassembled; see README).";
+    L4Truncated => "l4_truncated", "TCP/UDP/ICMP header missing or shorter than it says.";
+    TcpNoConn => "tcp_no_conn", "A TCP segment for a service that is neither a SYN nor part of a connection (§3.2).";
+    DestUnavailable => "dest_unavailable", "The connection's real server was removed (expire_nodest_conn = 0, §2.4).";
+    ConnTableFull => "conn_table_full", "The worker's connection table is full.";
+    NoSourceAddress => "no_source_address", "The egress port has no address to use as a tunnel source.";
+    VipUnhandled => "vip_unhandled", "Addressed to a VIP but not to a configured service port (no local stack in this build).";
+    XmitMalformed => "xmit_malformed", "The rewrite found a header it could not handle.";
+    UnsupportedProto => "unsupported_proto", "NAT of a protocol other than TCP, UDP or related ICMP.";
+    MtuTooSmall => "mtu_too_small", "Tunnel MTU below 68 (§4.4).";
+    TooBig => "too_big", "Encapsulation would exceed 65535 bytes.";
+    NoHeadroom => "no_headroom", "No room in front of the packet for a tunnel header.";
+    IcmpBadChecksum => "icmp_bad_checksum", "A related ICMP error with a wrong checksum (§4.7).";
+    IcmpSuppressed => "icmp_suppressed", "An ICMP error was due but RFC 1122 forbids sending it.";
+    HandoffFull => "handoff_full", "The ring to the worker that owns the flow was full.";
 }
 
 impl std::fmt::Display for DropReason {

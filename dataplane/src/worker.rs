@@ -1,101 +1,253 @@
-//! The poll-mode worker loop: rx burst → forward → tx burst, per owned queue.
+//! The poll-mode worker loop: rx burst → (hand over to the flow's owner) →
+//! load-balance or forward → tx burst.
 //!
-//! A worker owns its rx queues and one tx queue per port; nothing it touches per
-//! packet is shared except the read-only [`Fib`] and its own counters. Drops are
-//! collected and freed in bulk; tx batches are flushed once per rx burst.
+//! A worker owns its rx queues, one tx queue per port where the device has
+//! enough, its connection table and its counters. With several workers, a
+//! packet whose flow another worker owns ([`lb::flow_owner`]) goes to that
+//! worker over a single-producer/single-consumer ring; a packet for a port on
+//! which this worker has no tx queue goes to the worker that has one. The
+//! snapshot is re-read once per round, so configuration changes never pause
+//! forwarding.
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use crate::buf::PacketBuf;
 use crate::clock::Clock;
 use crate::counters::WorkerCounters;
-use crate::dpdk::{self, MbufBatch, RxQueue, TimestampField, TxQueue};
-use crate::fwd::{self, Fib};
+use crate::dpdk::{self, Mbuf, MbufBatch, RingConsumer, RingProducer, RxQueue, TimestampField, TxQueue};
+use crate::lb::{self, Lb};
+use crate::snapshot::Snapshot;
 use crate::verdict::{DropReason, Verdict};
+
+/// Stop signals from the control side: first stop reading the ports (drain
+/// what is in flight), then stop.
+#[derive(Default)]
+pub struct Stop {
+    pub rx: AtomicBool,
+    pub all: AtomicBool,
+}
 
 /// Everything a worker needs, moved onto its lcore.
 pub struct WorkerSetup {
     pub id: usize,
+    pub workers: usize,
     /// The rx queues this worker polls, each with its port's index.
     pub rx: Vec<(u16, RxQueue)>,
     /// Per port index: this worker's tx queue there, if the port has one for it.
     pub tx: Vec<Option<TxQueue>>,
-    pub fib: Arc<Fib>,
+    /// Per port index: the worker to send packets for that port through, when
+    /// `tx` has no queue there.
+    pub tx_via: Vec<Option<u16>>,
+    /// Per worker: the ring to hand that worker packets to transmit.
+    pub tx_rings: Vec<Option<RingProducer>>,
+    /// Packets other workers want sent on this worker's tx queues.
+    pub tx_from: Vec<RingConsumer>,
+    /// Per worker: the ring to hand that worker the flows it owns (None for self).
+    pub to_owner: Vec<Option<RingProducer>>,
+    /// Flows other workers handed to this one.
+    pub from_others: Vec<RingConsumer>,
+    /// DPDK port id → port index.
+    pub port_index: Vec<u16>,
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub counters: Arc<WorkerCounters>,
-    pub stop: Arc<AtomicBool>,
+    pub stop: Arc<Stop>,
     /// Sleep this long after a round that found no packet (0: pure busy poll).
     pub poll_idle_us: u32,
     /// Replay mode: the clock follows the packets' rx timestamps from this field.
     pub replay_timestamps: Option<TimestampField>,
     pub replay: bool,
+    pub conns_capacity: u32,
+    pub seed: u64,
 }
 
-/// Runs until `stop` is set; returns 0 (the lcore's exit value).
+struct Io<'a> {
+    tx: &'a [Option<TxQueue>],
+    tx_batches: Vec<MbufBatch>,
+    tx_via: &'a [Option<u16>],
+    tx_rings: &'a [Option<RingProducer>],
+    via_batches: Vec<MbufBatch>,
+    to_owner: &'a [Option<RingProducer>],
+    owner_batches: Vec<MbufBatch>,
+    drops: MbufBatch,
+    counters: &'a WorkerCounters,
+}
+
+impl Io<'_> {
+    #[inline]
+    fn drop_pkt(&mut self, m: Mbuf, reason: DropReason) {
+        self.counters.count_drop(reason, 1);
+        if self.drops.is_full() {
+            self.drops.free_all();
+        }
+        // Just emptied if it was full; a refused mbuf is freed on drop.
+        let _ = self.drops.push(m);
+    }
+
+    #[inline]
+    fn send(&mut self, mut m: Mbuf, port: u16) {
+        let p = port as usize;
+        if let (Some(Some(q)), Some(batch)) = (self.tx.get(p), self.tx_batches.get_mut(p)) {
+            if batch.is_full() {
+                flush_tx(q, batch, self.counters, port);
+            }
+            if let Err(m) = batch.push(m) {
+                self.drop_pkt(m, DropReason::TxFull);
+            }
+            return;
+        }
+        let via = self.tx_via.get(p).copied().flatten().map(usize::from);
+        if let Some((Some(ring), batch)) =
+            via.and_then(|w| Some((self.tx_rings.get(w)?.as_ref(), self.via_batches.get_mut(w)?)))
+        {
+            m.set_port(port);
+            if batch.is_full() {
+                flush_ring(ring, batch, self.counters);
+            }
+            if let Err(m) = batch.push(m) {
+                self.drop_pkt(m, DropReason::HandoffFull);
+            }
+            return;
+        }
+        self.drop_pkt(m, DropReason::NoTxQueue);
+    }
+
+    #[inline]
+    fn hand_over(&mut self, m: Mbuf, owner: usize) {
+        if let (Some(Some(ring)), Some(batch)) = (self.to_owner.get(owner), self.owner_batches.get_mut(owner)) {
+            if batch.is_full() {
+                flush_ring(ring, batch, self.counters);
+            }
+            if let Err(m) = batch.push(m) {
+                self.drop_pkt(m, DropReason::HandoffFull);
+            }
+        } else {
+            self.drop_pkt(m, DropReason::HandoffFull);
+        }
+    }
+
+    fn flush_all(&mut self) {
+        for (port, (q, batch)) in self.tx.iter().zip(self.tx_batches.iter_mut()).enumerate() {
+            if let Some(q) = q {
+                flush_tx(q, batch, self.counters, port as u16);
+            }
+        }
+        for (r, batch) in self.tx_rings.iter().zip(self.via_batches.iter_mut()) {
+            if let Some(r) = r {
+                flush_ring(r, batch, self.counters);
+            }
+        }
+        for (r, batch) in self.to_owner.iter().zip(self.owner_batches.iter_mut()) {
+            if let Some(r) = r {
+                flush_ring(r, batch, self.counters);
+            }
+        }
+        self.drops.free_all();
+    }
+}
+
+/// Runs until told to stop; returns 0 (the lcore's exit value).
 pub fn run(setup: WorkerSetup) -> i32 {
-    let WorkerSetup { rx, tx, fib, counters, stop, poll_idle_us, replay_timestamps, replay, .. } = setup;
+    let WorkerSetup {
+        id,
+        workers,
+        rx,
+        tx,
+        tx_via,
+        tx_rings,
+        tx_from,
+        to_owner,
+        from_others,
+        port_index,
+        snapshot,
+        counters,
+        stop,
+        poll_idle_us,
+        replay_timestamps,
+        replay,
+        conns_capacity,
+        seed,
+    } = setup;
     let mut clock = if replay { Clock::replay() } else { Clock::live(dpdk::tsc_hz(), dpdk::tsc_cycles()) };
-    let mut rx_batch = MbufBatch::new();
-    let mut tx_batches: Vec<MbufBatch> = tx.iter().map(|_| MbufBatch::new()).collect();
-    let mut drops = MbufBatch::new();
+    let mut lb = Lb::new(id, conns_capacity, seed);
+    let mut io = Io {
+        tx: &tx,
+        tx_batches: tx.iter().map(|_| MbufBatch::new()).collect(),
+        tx_via: &tx_via,
+        tx_rings: &tx_rings,
+        via_batches: tx_rings.iter().map(|_| MbufBatch::new()).collect(),
+        to_owner: &to_owner,
+        owner_batches: to_owner.iter().map(|_| MbufBatch::new()).collect(),
+        drops: MbufBatch::new(),
+        counters: &counters,
+    };
+    let mut batch = MbufBatch::new();
     let idle = Duration::from_micros(u64::from(poll_idle_us));
 
-    while !stop.load(Relaxed) {
+    while !stop.all.load(Relaxed) {
+        let snap = snapshot.load();
+        clock.tick(dpdk::tsc_cycles());
         let mut got = 0;
-        for (in_port, q) in &rx {
-            let n = q.rx_burst(&mut rx_batch);
+        let mut handled = 0u64;
+        if !stop.rx.load(Relaxed) {
+            for (in_port, q) in &rx {
+                let n = q.rx_burst(&mut batch);
+                if n == 0 {
+                    continue;
+                }
+                got += n;
+                batch.prefetch_data();
+                let pc = &counters.ports[*in_port as usize];
+                for m in batch.drain() {
+                    pc.rx_packets.add(1);
+                    pc.rx_bytes.add(m.data().len() as u64);
+                    if workers > 1 {
+                        if let Some(o) = lb::flow_owner(m.data(), 0, &snap, workers) {
+                            if o != id {
+                                io.hand_over(m, o);
+                                continue;
+                            }
+                        }
+                    }
+                    handled += 1;
+                    handle(m, *in_port, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
+                }
+            }
+        }
+        for r in &from_others {
+            let n = r.dequeue(&mut batch);
             if n == 0 {
                 continue;
             }
             got += n;
-            rx_batch.prefetch_data();
-            clock.tick(dpdk::tsc_cycles());
-            let pc = &counters.ports[*in_port as usize];
-            for mut m in rx_batch.drain() {
-                pc.rx_packets.add(1);
-                pc.rx_bytes.add(m.data().len() as u64);
-                if let Some(f) = &replay_timestamps {
-                    if let Some(ts_us) = m.rx_timestamp(f) {
-                        // net_pcap stores the capture time in microseconds.
-                        clock.observe(ts_us.saturating_mul(1000));
-                    }
-                }
-                let verdict =
-                    if m.nb_segs() != 1 { Verdict::Drop(DropReason::MultiSegment) } else { fwd::forward(&mut m, &fib) };
-                let reason = match verdict {
-                    Verdict::Forward { port } => match (tx.get(port as usize), tx_batches.get_mut(port as usize)) {
-                        (Some(Some(q)), Some(batch)) => {
-                            if batch.is_full() {
-                                flush(q, batch, &counters, port);
-                            }
-                            match batch.push(m) {
-                                Ok(()) => continue,
-                                Err(back) => {
-                                    m = back;
-                                    DropReason::TxFull
-                                }
-                            }
-                        }
-                        _ => DropReason::NoTxQueue,
-                    },
-                    Verdict::Drop(r) => r,
-                };
-                counters.count_drop(reason, 1);
-                if drops.is_full() {
-                    drops.free_all();
-                }
-                // The batch was just emptied if full, so this cannot fail; if it
-                // did, dropping the returned mbuf frees it.
-                let _ = drops.push(m);
+            counters.taken_over.add(n as u64);
+            for m in batch.drain() {
+                let in_port = port_index.get(m.port() as usize).copied().unwrap_or(0);
+                handled += 1;
+                handle(m, in_port, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
             }
-            counters.clock_ns.set(clock.now_ns());
-            for (port, (q, batch)) in tx.iter().zip(tx_batches.iter_mut()).enumerate() {
-                if let Some(q) = q {
-                    flush(q, batch, &counters, port as u16);
-                }
-            }
-            drops.free_all();
         }
+        for r in &tx_from {
+            let n = r.dequeue(&mut batch);
+            if n == 0 {
+                continue;
+            }
+            got += n;
+            counters.taken_over.add(n as u64);
+            for m in batch.drain() {
+                let port = m.port();
+                io.send(m, port);
+            }
+        }
+        io.flush_all();
+        // Published after the flush, so "handled" never counts a packet still in
+        // a local batch (replay mode waits for handled == received).
+        counters.handled.add(handled);
+        lb.expire(clock.now_secs() as u32);
+        counters.conns_live.set(lb.conns.len() as u64);
+        counters.clock_ns.set(clock.now_ns());
         if got == 0 && poll_idle_us > 0 {
             std::thread::sleep(idle);
         }
@@ -103,13 +255,44 @@ pub fn run(setup: WorkerSetup) -> i32 {
     0
 }
 
+/// One packet on the worker that owns it.
+#[inline]
+fn handle(
+    mut m: Mbuf,
+    in_port: u16,
+    lb: &mut Lb,
+    snap: &Snapshot,
+    clock: &mut Clock,
+    ts: &Option<TimestampField>,
+    io: &mut Io<'_>,
+) {
+    if let Some(f) = ts {
+        if let Some(ts_us) = m.rx_timestamp(f) {
+            // net_pcap stores the capture time in microseconds.
+            clock.observe(ts_us.saturating_mul(1000));
+        }
+    }
+    if m.nb_segs() != 1 {
+        io.drop_pkt(m, DropReason::MultiSegment);
+        return;
+    }
+    // Timers first: a connection whose time ran out is gone for this packet
+    // (in replay mode the clock can jump within a burst).
+    let now = clock.now_secs() as u32;
+    lb.expire(now);
+    match lb.process(&mut m, in_port, 0, snap, now, io.counters) {
+        Verdict::Forward { port } => io.send(m, port),
+        Verdict::Drop(r) => io.drop_pkt(m, r),
+    }
+}
+
 /// Sends a tx batch; what the device refuses is counted and freed.
 #[inline]
-fn flush(q: &TxQueue, batch: &mut MbufBatch, counters: &WorkerCounters, port: u16) {
+fn flush_tx(q: &TxQueue, batch: &mut MbufBatch, counters: &WorkerCounters, port: u16) {
     if batch.is_empty() {
         return;
     }
-    let bytes: u64 = batch_bytes(batch);
+    let bytes: u64 = batch.iter_lens().map(u64::from).sum();
     let total = batch.len();
     let sent = q.tx_burst(batch);
     let pc = &counters.ports[port as usize];
@@ -117,12 +300,23 @@ fn flush(q: &TxQueue, batch: &mut MbufBatch, counters: &WorkerCounters, port: u1
     if sent == total {
         pc.tx_bytes.add(bytes);
     } else {
-        pc.tx_bytes.add(bytes - batch_bytes(batch));
+        let unsent: u64 = batch.iter_lens().map(u64::from).sum();
+        pc.tx_bytes.add(bytes - unsent);
         counters.count_drop(DropReason::TxFull, batch.len() as u64);
         batch.free_all();
     }
 }
 
-fn batch_bytes(batch: &MbufBatch) -> u64 {
-    batch.iter_lens().map(u64::from).sum()
+/// Hands a batch to another worker; what the ring refuses is counted and freed.
+#[inline]
+fn flush_ring(ring: &RingProducer, batch: &mut MbufBatch, counters: &WorkerCounters) {
+    if batch.is_empty() {
+        return;
+    }
+    let sent = ring.enqueue(batch);
+    counters.handed_off.add(sent as u64);
+    if !batch.is_empty() {
+        counters.count_drop(DropReason::HandoffFull, batch.len() as u64);
+        batch.free_all();
+    }
 }

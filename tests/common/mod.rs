@@ -3,6 +3,8 @@
 //! `scripts/topo`.
 #![allow(dead_code)]
 
+pub mod lvs;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -62,7 +64,12 @@ pub fn port_counts(stdout: &str, port: &str) -> [u64; 4] {
         .lines()
         .find_map(|l| l.strip_prefix(&format!("port {port}: ")))
         .unwrap_or_else(|| panic!("no counters for port {port} in:\n{stdout}"));
-    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).take(4).map(|s| s.parse().unwrap()).collect();
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(4)
+        .map(|s| s.parse().unwrap())
+        .collect();
     [nums[0], nums[1], nums[2], nums[3]]
 }
 

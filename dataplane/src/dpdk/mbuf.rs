@@ -35,6 +35,18 @@ impl Mbuf {
         p
     }
 
+    /// The DPDK port id the packet arrived on (or, once handed to another
+    /// worker for transmission, the egress port index set by [`Mbuf::set_port`]).
+    #[inline]
+    pub fn port(&self) -> u16 {
+        self.raw().port
+    }
+
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        self.raw_mut().port = port;
+    }
+
     /// Segments in this packet; the dataplane handles only 1 (no scatter on rx).
     pub fn nb_segs(&self) -> u16 {
         self.raw().nb_segs
@@ -269,7 +281,7 @@ impl Drop for Drain<'_> {
 }
 
 #[inline(always)]
-fn prefetch(p: *const u8) {
+pub fn prefetch(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint; it never faults, whatever the address.
     unsafe {

@@ -10,11 +10,13 @@ mod eal;
 mod mbuf;
 mod mempool;
 mod port;
+mod ring;
 
 pub use eal::{cleanup, init, launch_on, lcore_ids_for_workers, tsc_cycles, tsc_hz, wait_lcore, EalError};
-pub use mbuf::{Mbuf, MbufBatch, TimestampField, BURST};
+pub use mbuf::{prefetch, Mbuf, MbufBatch, TimestampField, BURST};
 pub use mempool::Mempool;
 pub use port::{Port, PortConfig, PortError, PortStats, RxQueue, TxQueue};
+pub use ring::{ring, RingConsumer, RingProducer};
 
 /// The text of DPDK's last error on this thread (`rte_strerror(rte_errno)`).
 pub fn last_error() -> String {

@@ -61,6 +61,27 @@ impl Fib {
     pub fn neighbors(&self) -> &NeighborTable {
         &self.neighbors
     }
+
+    /// Where a packet to `dst` leaves and the MAC of its next hop.
+    #[inline]
+    pub fn resolve(&self, dst: Ipv4Addr) -> Result<(u16, [u8; 6]), DropReason> {
+        let hop = self.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
+        let mac = self.neighbors.lookup(hop.port, hop.next_hop).ok_or(DropReason::NoNeighbor)?;
+        Ok((hop.port, mac))
+    }
+
+    /// The MAC of port `i`.
+    #[inline]
+    pub fn port_mac(&self, i: u16) -> [u8; 6] {
+        self.ports.get(i as usize).map_or([0; 6], |p| p.mac)
+    }
+
+    /// The first address of port `i` (the source of tunnels and of the box's own
+    /// ICMP errors).
+    #[inline]
+    pub fn port_addr(&self, i: u16) -> Option<Ipv4Addr> {
+        self.ports.get(i as usize).and_then(|p| p.addrs.first()).map(|a| a.0)
+    }
 }
 
 /// Decides where `pkt` goes and rewrites it for that hop.

@@ -1,0 +1,562 @@
+//! The load-balancing path of one worker: IPVS's `ip_vs_in` / `ip_vs_out` for
+//! IPv4 TCP and UDP, and related ICMP (specs/ipvs.md §2-§4).
+//!
+//! For each packet: look up its connection (client → VIP, or a NAT reply), or
+//! find its service and schedule a new connection (with persistence
+//! templates), update the protocol state and timer, and hand the packet to the
+//! transmitter of the connection's forwarding method. Packets that are not
+//! load-balanced take the plain forwarding path ([`crate::fwd`]).
+//!
+//! Pure over bytes and the worker's own state: no allocation, no lock.
+use std::net::Ipv4Addr;
+
+use crate::buf::PacketBuf;
+use crate::conn::{flags as cf, Conn, ConnTable, TEMPLATE_ASSURED, TEMPLATE_NONE};
+use crate::counters::WorkerCounters;
+use crate::fwd;
+use crate::proto::{tcp, Direction, TcpState};
+use crate::sched::SchedInput;
+use crate::service::{FwdMethod, Service, ServiceKey, PROTO_TCP, PROTO_UDP};
+use crate::snapshot::Snapshot;
+use crate::verdict::{DropReason, Verdict};
+use crate::wire::{ethernet, ipv4, EtherType};
+use crate::xmit::{self, XmitError};
+
+const PROTO_ICMP: u8 = 1;
+/// Path MTU toward real servers (tunnel MTU = this − 20).
+pub const PATH_MTU: u16 = 1500;
+
+/// What the classifier needs to know about an IPv4 packet.
+#[derive(Clone, Copy, Debug)]
+struct Flow {
+    proto: u8,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    tcp_flags: u8,
+    fragment: bool,
+}
+
+/// Parses Ethernet + IPv4 + the first 4 bytes of TCP/UDP (and TCP flags).
+/// Returns the flow and trims Ethernet padding.
+#[inline]
+fn parse<B: PacketBuf>(pkt: &mut B) -> Result<Flow, DropReason> {
+    let (flow, frame_len) = {
+        let eth = ethernet::Frame::new_checked(pkt.data()).map_err(|_| DropReason::EthTruncated)?;
+        if eth.raw_ethertype() != EtherType::Ipv4 {
+            return Err(DropReason::NotIpv4);
+        }
+        let ip = ipv4::Packet::new_checked(eth.payload()).map_err(|_| DropReason::Ipv4Invalid)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::Ipv4BadChecksum);
+        }
+        let proto = ip.protocol().0;
+        let l4 = ip.payload();
+        let fragment = ip.is_fragment();
+        let first = ip.frag_offset() == 0;
+        let (sport, dport, tcp_flags) = match proto {
+            PROTO_TCP | PROTO_UDP if first => {
+                let min = if proto == PROTO_TCP { 20 } else { 8 };
+                if l4.len() < min && !fragment {
+                    return Err(DropReason::L4Truncated);
+                }
+                match (l4.first_chunk::<4>(), l4.get(13)) {
+                    (Some(p), f) => (
+                        u16::from_be_bytes([p[0], p[1]]),
+                        u16::from_be_bytes([p[2], p[3]]),
+                        if proto == PROTO_TCP { f.copied().unwrap_or(0) } else { 0 },
+                    ),
+                    (None, _) => return Err(DropReason::L4Truncated),
+                }
+            }
+            _ => (0, 0, 0),
+        };
+        let flow = Flow { proto, src: ip.src_addr(), dst: ip.dst_addr(), sport, dport, tcp_flags, fragment };
+        (flow, ethernet::HEADER_LEN + ip.total_len() as usize)
+    };
+    pkt.trim_to(frame_len);
+    Ok(flow)
+}
+
+/// The worker that owns a packet's flow, or None when any worker may handle it
+/// (routed traffic). Client → VIP packets are owned by their source, NAT
+/// replies by their destination, related ICMP by the client it quotes.
+pub fn flow_owner(data: &[u8], mark: u32, snap: &Snapshot, workers: usize) -> Option<usize> {
+    if workers <= 1 || !snap.has_services() {
+        return None;
+    }
+    let eth = ethernet::Frame::new_checked(data).ok()?;
+    if eth.raw_ethertype() != EtherType::Ipv4 {
+        return None;
+    }
+    let ip = ipv4::Packet::new_checked(eth.payload()).ok()?;
+    let (src, dst, proto) = (ip.src_addr(), ip.dst_addr(), ip.protocol().0);
+    let l4 = ip.payload();
+    let port = |at: usize| l4.get(at..at + 2).map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+    let client = if proto == PROTO_ICMP {
+        let key = xmit::nat::icmp_embedded_key(data)?;
+        // Quoted packet from a client (towards a RS) or towards a client (from a VIP/RS).
+        if snap.is_vip(key.dst) || snap.is_nat_source(key.proto, key.dst, key.dport) {
+            key.src
+        } else {
+            key.dst
+        }
+    } else if mark != 0 || snap.is_vip(dst) {
+        src
+    } else if snap.is_nat_source(proto, src, port(0)) {
+        dst
+    } else {
+        return None;
+    };
+    Some(owner_of(client, snap.owner_prefix, workers))
+}
+
+/// The worker owning flows of `client` (a hash of the address masked to
+/// `prefix`, so persistence templates of a client subnet stay on one worker).
+#[inline]
+pub fn owner_of(client: Ipv4Addr, prefix: u8, workers: usize) -> usize {
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
+    let h = (u32::from(client) & mask).wrapping_mul(0x9E37_79B1);
+    ((u64::from(h) * workers as u64) >> 32) as usize
+}
+
+/// One worker's load-balancing state.
+pub struct Lb {
+    pub worker: usize,
+    pub conns: ConnTable,
+    ip_ident: u16,
+}
+
+impl Lb {
+    pub fn new(worker: usize, conns_capacity: u32, seed: u64) -> Lb {
+        Lb { worker, conns: ConnTable::new(conns_capacity, seed), ip_ident: (worker as u16).wrapping_mul(0x3fff) }
+    }
+
+    /// Runs the connection timers to `now` (seconds).
+    pub fn expire(&mut self, now: u32) {
+        self.conns.expire(now, |_, _| {});
+    }
+
+    /// Decides and rewrites one packet received on port `in_port` with firewall
+    /// mark `mark`, at time `now` (seconds).
+    pub fn process<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        in_port: u16,
+        mark: u32,
+        snap: &Snapshot,
+        now: u32,
+        counters: &WorkerCounters,
+    ) -> Verdict {
+        if !snap.has_services() {
+            return fwd::forward(pkt, &snap.fib);
+        }
+        let flow = match parse(pkt) {
+            Ok(f) => f,
+            Err(r) => return Verdict::Drop(r),
+        };
+        match flow.proto {
+            PROTO_TCP | PROTO_UDP => self.tcp_udp(pkt, flow, in_port, mark, snap, now, counters),
+            PROTO_ICMP => self.icmp(pkt, flow, in_port, snap, now),
+            _ => self.not_balanced(pkt, flow, snap),
+        }
+    }
+
+    fn not_balanced<B: PacketBuf>(&self, pkt: &mut B, flow: Flow, snap: &Snapshot) -> Verdict {
+        if snap.is_vip(flow.dst) && !snap.fib.is_local(flow.dst) {
+            return Verdict::Drop(DropReason::VipUnhandled);
+        }
+        fwd::forward(pkt, &snap.fib)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn tcp_udp<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        flow: Flow,
+        in_port: u16,
+        mark: u32,
+        snap: &Snapshot,
+        now: u32,
+        counters: &WorkerCounters,
+    ) -> Verdict {
+        let inbound = mark != 0 || snap.is_vip(flow.dst);
+        if inbound {
+            if flow.fragment {
+                return Verdict::Drop(DropReason::Fragment);
+            }
+            if let Some(i) = self.conns.lookup_in(flow.proto, flow.src, flow.sport, flow.dst, flow.dport) {
+                match self.reuse_or_keep(i, flow, snap) {
+                    Ok(true) => return self.input(pkt, i, flow, in_port, snap, now),
+                    Ok(false) => {} // expired: schedule afresh
+                    Err(r) => return Verdict::Drop(r),
+                }
+            }
+            if let Some(s) = snap.find_service(mark, flow.proto, flow.dst, flow.dport) {
+                return self.schedule(pkt, s, flow, in_port, snap, now, counters);
+            }
+        } else if snap.is_nat_source(flow.proto, flow.src, flow.sport) {
+            if flow.fragment {
+                return Verdict::Drop(DropReason::Fragment);
+            }
+            if let Some(i) = self.conns.lookup_out(flow.proto, flow.src, flow.sport, flow.dst, flow.dport) {
+                return self.output(pkt, i, flow, in_port, snap, now);
+            }
+        }
+        self.not_balanced(pkt, flow, snap)
+    }
+
+    /// An existing connection for a client packet: keep it (Ok(true)), expire it
+    /// so the packet schedules afresh (Ok(false)), or drop the packet.
+    fn reuse_or_keep(&mut self, i: u32, flow: Flow, snap: &Snapshot) -> Result<bool, DropReason> {
+        let Some(c) = self.conns.get(i) else { return Ok(false) };
+        let syn = flow.proto == PROTO_TCP
+            && flow.tcp_flags & crate::wire::tcp::flags::SYN != 0
+            && flow.tcp_flags & crate::wire::tcp::flags::RST == 0;
+        let dest_ok = c.dest.as_ref().is_some_and(|d| d.available.load(std::sync::atomic::Ordering::Relaxed));
+        if !dest_ok {
+            // §2.4: expire_nodest_conn = 1 expires the entry and treats the packet as new.
+            if snap.knobs.expire_nodest_conn {
+                self.conns.force_expire(i);
+                return Ok(false);
+            }
+            return Err(DropReason::DestUnavailable);
+        }
+        if syn && c.control == crate::conn::NIL {
+            // §3.3 connection reuse for uncontrolled connections.
+            let mode = snap.knobs.conn_reuse_mode;
+            let st = c.tcp_state();
+            let reuse = mode & 1 != 0
+                && (matches!(st, TcpState::TimeWait | TcpState::Close)
+                    || (mode & 4 != 0 && st == TcpState::FinWait && c.flags & cf::NOOUTPUT != 0));
+            let quiesced = snap.knobs.expire_nodest_conn
+                && c.dest.as_ref().is_some_and(|d| d.weight.load(std::sync::atomic::Ordering::Relaxed) == 0);
+            if reuse || quiesced {
+                self.conns.force_expire(i);
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Client → server on connection `i`: state, timer, transmit.
+    fn input<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        i: u32,
+        flow: Flow,
+        in_port: u16,
+        snap: &Snapshot,
+        now: u32,
+    ) -> Verdict {
+        let Some(c) = self.conns.get_mut(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
+        c.in_pkts = c.in_pkts.wrapping_add(1);
+        let dir = if c.flags & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
+        self.transition(i, flow, dir, snap, now);
+        self.transmit(pkt, i, flow, in_port, snap)
+    }
+
+    /// Real server → client (NAT) on connection `i`.
+    fn output<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        i: u32,
+        flow: Flow,
+        in_port: u16,
+        snap: &Snapshot,
+        now: u32,
+    ) -> Verdict {
+        self.transition(i, flow, Direction::Output, snap, now);
+        let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
+        let (vaddr, vport, caddr, control) = (c.vaddr, c.vport, c.caddr, c.control);
+        if flow.proto == PROTO_UDP {
+            self.assure(control);
+        }
+        let _ = in_port;
+        if let Err(e) = xmit::nat::rewrite_out(pkt, vaddr, vport) {
+            return self.xmit_error(pkt, e, vaddr, in_port);
+        }
+        self.route_to(pkt, caddr, snap)
+    }
+
+    /// Protocol state transition and timer re-arm for one packet (§3.4, §3.5).
+    fn transition(&mut self, i: u32, flow: Flow, dir: Direction, snap: &Snapshot, now: u32) {
+        let Some(c) = self.conns.get(i) else { return };
+        let (timeout, control) = if flow.proto == PROTO_TCP {
+            let new = tcp::next_state(dir, flow.tcp_flags, c.tcp_state());
+            let control = c.control;
+            self.conns.set_tcp_state(i, new);
+            if new == TcpState::Established {
+                self.assure(control);
+            }
+            (snap.timeouts.tcp[new as usize], control)
+        } else {
+            (snap.timeouts.udp, c.control)
+        };
+        let _ = control;
+        self.conns.touch(i, timeout, now);
+    }
+
+    /// A child connection proved the client real: its template becomes ASSURED.
+    fn assure(&mut self, template: u32) {
+        if let Some(t) = self.conns.get_mut(template) {
+            if t.is_template() {
+                t.state = TEMPLATE_ASSURED;
+            }
+        }
+    }
+
+    /// A new connection for service `s` (§2.2, §3.2).
+    #[allow(clippy::too_many_arguments)]
+    fn schedule<B: PacketBuf>(
+        &mut self,
+        pkt: &mut B,
+        s: u32,
+        flow: Flow,
+        in_port: u16,
+        snap: &Snapshot,
+        now: u32,
+        counters: &WorkerCounters,
+    ) -> Verdict {
+        let Some(svc) = snap.service(s) else { return Verdict::Drop(DropReason::VipUnhandled) };
+        if flow.proto == PROTO_TCP && !snap.knobs.sloppy_tcp {
+            use crate::wire::tcp::flags::{RST, SYN};
+            if flow.tcp_flags & SYN == 0 || flow.tcp_flags & RST != 0 {
+                return Verdict::Drop(DropReason::TcpNoConn);
+            }
+        }
+        let picked = match svc.persistence {
+            Some(_) => self.sched_persist(svc, flow, snap, now),
+            None => self.sched_plain(svc, flow),
+        };
+        let Some((daddr, dport, method, dest, template)) = picked else {
+            counters.no_dest.add(1);
+            // §4.6: no real server → ICMP port unreachable from the VIP, for TCP too.
+            return match xmit::icmp::port_unreachable(pkt, flow.dst) {
+                Ok(()) => {
+                    counters.icmp_sent.add(1);
+                    Verdict::Forward { port: in_port }
+                }
+                Err(e) => Verdict::Drop(xmit_drop(e)),
+            };
+        };
+        let mut fl = method as u32;
+        if method != FwdMethod::Masq {
+            fl |= cf::NOOUTPUT;
+        }
+        if svc.one_packet && flow.proto == PROTO_UDP {
+            fl |= cf::ONE_PACKET;
+        }
+        let c = Conn::new(flow.proto, flow.src, flow.sport, flow.dst, flow.dport, daddr, dport, fl, Some(dest));
+        let Ok(i) = self.conns.insert(c, now) else {
+            return Verdict::Drop(DropReason::ConnTableFull);
+        };
+        counters.conns_created.add(1);
+        if let Some(t) = template {
+            self.conns.set_control(i, t);
+            // Releasing the template restarts its timer with its timeout (§2.2 step 5).
+            if let Some(tc) = self.conns.get(t) {
+                let to = tc.timeout;
+                self.conns.touch(t, to, now);
+            }
+        }
+        if let Some(c) = self.conns.get_mut(i) {
+            c.in_pkts = 1;
+        }
+        let dir = if fl & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
+        self.transition(i, flow, dir, snap, now);
+        let v = self.transmit(pkt, i, flow, in_port, snap);
+        if fl & cf::ONE_PACKET != 0 {
+            // OPS: scheduled and sent, never kept (§3.8).
+            self.conns.force_expire(i);
+        }
+        v
+    }
+
+    /// Non-persistent scheduling: conn dport = dest port, or the packet's (§2.2).
+    fn sched_plain(&mut self, svc: &Service, flow: Flow) -> Option<Picked> {
+        let st = svc.sched_state.get(self.worker)?;
+        let d = svc.scheduler.schedule(st, &svc.dests, &SchedInput { saddr: flow.src, sport: flow.sport })?;
+        let dest = svc.dests.get(d)?;
+        let dport = if dest.port != 0 { dest.port } else { flow.dport };
+        Some((dest.addr, dport, dest.method, dest.shared.clone(), None))
+    }
+
+    /// Persistent scheduling through a template (§2.1-§2.4).
+    fn sched_persist(&mut self, svc: &Service, flow: Flow, snap: &Snapshot, now: u32) -> Option<Picked> {
+        let p = svc.persistence?;
+        let snet = Ipv4Addr::from(u32::from(flow.src) & u32::from(p.netmask));
+        // §2.1 template key.
+        let (tproto, tvaddr, tvport) = match svc.key {
+            ServiceKey::Fwmark(m) => (0u8, Ipv4Addr::from(m), 0u16),
+            ServiceKey::Addr { vport, .. } if vport != 0 && flow.dport == vport && vport != 21 => {
+                (flow.proto, flow.dst, vport)
+            }
+            ServiceKey::Addr { .. } => (flow.proto, flow.dst, 0),
+        };
+        let per_port = tvport != 0;
+        let svc_vport = match svc.key {
+            ServiceKey::Addr { vport, .. } => vport,
+            ServiceKey::Fwmark(_) => 0,
+        };
+        if let Some(t) = self.conns.lookup_template(tproto, snet, tvaddr, tvport) {
+            let tc = self.conns.get(t)?;
+            let d = tc.dest.as_ref()?;
+            let available = d.available.load(std::sync::atomic::Ordering::Relaxed);
+            let quiesced = d.weight.load(std::sync::atomic::Ordering::Relaxed) == 0;
+            if available && !(snap.knobs.expire_quiescent_template && quiesced) {
+                // §2.2 step 3: the template's dest, even if overloaded or quiesced.
+                let dport = if flow.dport == svc_vport && tc.dport != 0 { tc.dport } else { flow.dport };
+                return Some((tc.daddr, dport, tc.method(), d.clone(), Some(t)));
+            }
+            // §2.4: an invalid template can no longer be found; it lingers until its children die.
+            self.conns.unhash(t);
+        }
+        let st = svc.sched_state.get(self.worker)?;
+        let di = svc.scheduler.schedule(st, &svc.dests, &SchedInput { saddr: flow.src, sport: flow.sport })?;
+        let dest = svc.dests.get(di)?;
+        let tdport = if per_port { dest.port } else { 0 };
+        let mut tc = Conn::new(
+            tproto,
+            snet,
+            0,
+            tvaddr,
+            tvport,
+            dest.addr,
+            tdport,
+            cf::TEMPLATE | dest.method as u32,
+            Some(dest.shared.clone()),
+        );
+        tc.state = TEMPLATE_NONE;
+        tc.timeout = p.timeout;
+        let t = self.conns.insert(tc, now).ok()?;
+        // §2.2 step 4: conn dport.
+        let dport = if flow.dport == svc_vport && dest.port != 0 { dest.port } else { flow.dport };
+        Some((dest.addr, dport, dest.method, dest.shared.clone(), Some(t)))
+    }
+
+    /// Sends a client packet of connection `i` by its forwarding method (§4).
+    fn transmit<B: PacketBuf>(&mut self, pkt: &mut B, i: u32, flow: Flow, in_port: u16, snap: &Snapshot) -> Verdict {
+        let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
+        let (daddr, dport, method) = (c.daddr, c.dport, c.method());
+        let vip = flow.dst;
+        match method {
+            FwdMethod::Masq => {
+                if let Err(e) = xmit::nat::rewrite_in(pkt, daddr, dport) {
+                    return self.xmit_error(pkt, e, vip, in_port);
+                }
+                self.route_to(pkt, daddr, snap)
+            }
+            FwdMethod::Route => {
+                let (port, mac) = match snap.fib.resolve(daddr) {
+                    Ok(x) => x,
+                    Err(r) => return Verdict::Drop(r),
+                };
+                match xmit::dr::rewrite(pkt, mac, snap.fib.port_mac(port)) {
+                    Ok(()) => Verdict::Forward { port },
+                    Err(e) => self.xmit_error(pkt, e, vip, in_port),
+                }
+            }
+            FwdMethod::Tunnel => {
+                let (port, mac) = match snap.fib.resolve(daddr) {
+                    Ok(x) => x,
+                    Err(r) => return Verdict::Drop(r),
+                };
+                let Some(src) = snap.fib.port_addr(port) else {
+                    return Verdict::Drop(DropReason::NoSourceAddress);
+                };
+                self.ip_ident = self.ip_ident.wrapping_add(1);
+                if let Err(e) = xmit::tun::encapsulate(pkt, src, daddr, self.ip_ident, snap.knobs.pmtu_disc, PATH_MTU) {
+                    return self.xmit_error(pkt, e, vip, in_port);
+                }
+                match xmit::set_macs(pkt, mac, snap.fib.port_mac(port)) {
+                    Ok(()) => Verdict::Forward { port },
+                    Err(e) => Verdict::Drop(xmit_drop(e)),
+                }
+            }
+        }
+    }
+
+    /// Sets the MACs for the next hop to `dst` and picks the port.
+    fn route_to<B: PacketBuf>(&self, pkt: &mut B, dst: Ipv4Addr, snap: &Snapshot) -> Verdict {
+        match snap.fib.resolve(dst) {
+            Ok((port, mac)) => match xmit::set_macs(pkt, mac, snap.fib.port_mac(port)) {
+                Ok(()) => Verdict::Forward { port },
+                Err(e) => Verdict::Drop(xmit_drop(e)),
+            },
+            Err(r) => Verdict::Drop(r),
+        }
+    }
+
+    /// A transmitter refused: answer with ICMP where IPVS does (§4.1), from `src`
+    /// (the VIP: the director is the destination the client knows).
+    fn xmit_error<B: PacketBuf>(&self, pkt: &mut B, e: XmitError, src: Ipv4Addr, in_port: u16) -> Verdict {
+        let r = match e {
+            XmitError::TtlExceeded => xmit::icmp::time_exceeded(pkt, src),
+            XmitError::FragNeeded { mtu } => xmit::icmp::frag_needed(pkt, src, mtu),
+            other => return Verdict::Drop(xmit_drop(other)),
+        };
+        match r {
+            Ok(()) => Verdict::Forward { port: in_port },
+            Err(e) => Verdict::Drop(xmit_drop(e)),
+        }
+    }
+
+    /// Related ICMP errors (§4.7): matched against connections through the
+    /// packet they quote; everything else is routed.
+    fn icmp<B: PacketBuf>(&mut self, pkt: &mut B, flow: Flow, in_port: u16, snap: &Snapshot, now: u32) -> Verdict {
+        let _ = now;
+        let Some(k) = xmit::nat::icmp_embedded_key(pkt.data()) else {
+            return self.not_balanced(pkt, flow, snap);
+        };
+        if k.proto != PROTO_TCP && k.proto != PROTO_UDP {
+            return self.not_balanced(pkt, flow, snap);
+        }
+        // Inbound: about a packet sent towards the client, quoted as VIP:vport → client.
+        if let Some(i) = self.conns.lookup_in(k.proto, k.dst, k.dport, k.src, k.sport) {
+            let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
+            let (daddr, dport, method) = (c.daddr, c.dport, c.method());
+            return match method {
+                FwdMethod::Masq => match xmit::nat::icmp_in(pkt, daddr, dport) {
+                    Ok(()) => self.route_to(pkt, daddr, snap),
+                    Err(e) => self.xmit_error(pkt, e, flow.dst, in_port),
+                },
+                _ => self.transmit(pkt, i, flow, in_port, snap),
+            };
+        }
+        // Outbound: from the RS side about a client → RS packet (NAT).
+        if let Some(i) = self.conns.lookup_out(k.proto, k.dst, k.dport, k.src, k.sport) {
+            let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
+            let (vaddr, vport, caddr, method) = (c.vaddr, c.vport, c.caddr, c.method());
+            if method == FwdMethod::Masq {
+                return match xmit::nat::icmp_out(pkt, vaddr, vport) {
+                    Ok(()) => self.route_to(pkt, caddr, snap),
+                    Err(e) => Verdict::Drop(xmit_drop(e)),
+                };
+            }
+        }
+        self.not_balanced(pkt, flow, snap)
+    }
+}
+
+/// (daddr, dport, method, dest, template) of a scheduling decision.
+type Picked = (Ipv4Addr, u16, FwdMethod, std::sync::Arc<crate::service::DestShared>, Option<u32>);
+
+/// The drop counter for a transmitter error.
+pub fn xmit_drop(e: XmitError) -> DropReason {
+    match e {
+        XmitError::NotIpv4 => DropReason::NotIpv4,
+        XmitError::Malformed => DropReason::XmitMalformed,
+        XmitError::Fragment => DropReason::Fragment,
+        XmitError::UnsupportedProto => DropReason::UnsupportedProto,
+        XmitError::TtlExceeded => DropReason::TtlExpired,
+        XmitError::FragNeeded { .. } => DropReason::TooBig,
+        XmitError::MtuTooSmall => DropReason::MtuTooSmall,
+        XmitError::TooBig => DropReason::TooBig,
+        XmitError::NoHeadroom => DropReason::NoHeadroom,
+        XmitError::NotIcmpError => DropReason::XmitMalformed,
+        XmitError::IcmpBadChecksum => DropReason::IcmpBadChecksum,
+        XmitError::IcmpSuppressed => DropReason::IcmpSuppressed,
+    }
+}

@@ -560,3 +560,7 @@ pub fn xmit_drop(e: XmitError) -> DropReason {
         XmitError::IcmpSuppressed => DropReason::IcmpSuppressed,
     }
 }
+
+#[cfg(test)]
+#[path = "lb_tests.rs"]
+mod tests;

@@ -1,0 +1,413 @@
+//! In-process golden tests of the load-balancing path: frames built and decoded
+//! with etherparse, snapshots changed between packets the way the control side
+//! will (quiesce, remove, knobs), outcomes checked against specs/ipvs.md.
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use etherparse::{Icmpv4Type, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+
+use super::*;
+use crate::buf::VecBuf;
+use crate::fwd::{Fib, FibPort, Route};
+use crate::proto::Timeouts;
+use crate::sched::{SchedKind, Scheduler};
+use crate::service::{Dest, DestShared, Persistence, SchedState};
+use crate::snapshot::Knobs;
+use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
+
+const P0_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
+const P1_MAC: [u8; 6] = [2, 0, 0, 0, 2, 1];
+const GW_MAC: [u8; 6] = [2, 0, 0, 0, 0xfe, 1];
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+
+fn rs(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 2, 10 + n)
+}
+
+fn client(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(192, 0, 2, n)
+}
+
+fn dest(n: u8, port: u16, method: FwdMethod, weight: u32) -> Dest {
+    let shared = DestShared::default();
+    shared.weight.store(weight, Relaxed);
+    Dest {
+        addr: rs(n),
+        port,
+        method,
+        weight,
+        last_weight: weight,
+        u_threshold: 0,
+        l_threshold: 0,
+        shared: Arc::new(shared),
+    }
+}
+
+fn service(key: ServiceKey, kind: SchedKind, persistence: Option<Persistence>, dests: Vec<Dest>) -> Service {
+    let scheduler = Scheduler::build(kind, 0, &dests);
+    let st = SchedState::default();
+    scheduler.init_state(&st);
+    Service { key, scheduler, persistence, one_packet: false, dests, sched_state: vec![st].into_boxed_slice() }
+}
+
+fn tcp_svc(vport: u16) -> ServiceKey {
+    ServiceKey::Addr { proto: PROTO_TCP, vaddr: VIP, vport }
+}
+
+fn fib() -> Fib {
+    let mut neigh = vec![(0u16, Ipv4Addr::new(10, 0, 1, 254), GW_MAC)];
+    for n in 1..=3 {
+        neigh.push((1, rs(n), [2, 0, 0, 0, 2, 10 + n]));
+    }
+    Fib::new(
+        vec![
+            FibPort { mac: P0_MAC, addrs: vec![(Ipv4Addr::new(10, 0, 1, 1), 24)] },
+            FibPort { mac: P1_MAC, addrs: vec![(Ipv4Addr::new(10, 0, 2, 1), 24)] },
+        ],
+        vec![Route { prefix: Ipv4Addr::UNSPECIFIED, len: 0, via: Some(Ipv4Addr::new(10, 0, 1, 254)), port: 0 }],
+        neigh,
+    )
+}
+
+fn snap(services: Vec<Service>, knobs: Knobs) -> Snapshot {
+    Snapshot::new(fib(), services, Timeouts::default(), knobs, 32)
+}
+
+fn tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8) -> Vec<u8> {
+    tcp_sized(src, sport, dst, dport, flags, 0, false)
+}
+
+fn tcp_sized(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8, len: usize, df: bool) -> Vec<u8> {
+    let mut b =
+        PacketBuilder::ethernet2(GW_MAC, P0_MAC).ipv4(src.octets(), dst.octets(), 64).tcp(sport, dport, 1, 1000);
+    if flags & SYN != 0 {
+        b = b.syn();
+    }
+    if flags & ACK != 0 {
+        b = b.ack(1);
+    }
+    if flags & FIN != 0 {
+        b = b.fin();
+    }
+    if flags & RST != 0 {
+        b = b.rst();
+    }
+    let mut v = Vec::new();
+    b.write(&mut v, &vec![0x5a; len]).unwrap();
+    // etherparse sets DF by default; make it what the case asks for.
+    if df {
+        v[20] |= 0x40;
+    } else {
+        v[20] &= !0x40;
+    }
+    v[24] = 0;
+    v[25] = 0;
+    let c = crate::checksum::ipv4_header_checksum(&v[14..34]);
+    v[24..26].copy_from_slice(&c.to_be_bytes());
+    v
+}
+
+struct Rig {
+    lb: Lb,
+    counters: WorkerCounters,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        Rig { lb: Lb::new(0, 1024, 99), counters: WorkerCounters::new(2) }
+    }
+
+    fn send(&mut self, s: &Snapshot, frame: &[u8], now: u32) -> (Verdict, Vec<u8>) {
+        let mut b = VecBuf::new(frame, 128);
+        self.lb.expire(now);
+        let v = self.lb.process(&mut b, 0, 0, s, now, &self.counters);
+        (v, b.into_vec())
+    }
+
+    fn send_marked(&mut self, s: &Snapshot, frame: &[u8], mark: u32) -> (Verdict, Vec<u8>) {
+        let mut b = VecBuf::new(frame, 128);
+        let v = self.lb.process(&mut b, 0, mark, s, 0, &self.counters);
+        (v, b.into_vec())
+    }
+
+    /// The real server (1-based) a forwarded frame went to (NAT: IP dst; DR: MAC).
+    fn server_of(out: &[u8]) -> u8 {
+        let p = SlicedPacket::from_ethernet(out).unwrap();
+        let Some(NetSlice::Ipv4(ip)) = &p.net else { panic!("not ipv4") };
+        let dst = ip.header().destination_addr();
+        if dst == VIP {
+            out[5] - 10
+        } else {
+            dst.octets()[3] - 10
+        }
+    }
+}
+
+#[test]
+fn quiesced_server_keeps_its_connections_but_gets_no_new_ones() {
+    let mut r = Rig::new();
+    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let s1 = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d.clone())], Knobs::default());
+    let (_, out) = r.send(&s1, &tcp(client(1), 1000, VIP, 80, SYN), 0);
+    let first = Rig::server_of(&out);
+    // Quiesce that server (specs §1: weight 0): a new snapshot, same identity.
+    let mut d2 = d.clone();
+    for x in d2.iter_mut().filter(|x| x.addr == rs(first)) {
+        x.weight = 0;
+        x.shared.weight.store(0, Relaxed);
+    }
+    let s2 = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d2)], Knobs::default());
+    let (v, out) = r.send(&s2, &tcp(client(1), 1000, VIP, 80, ACK), 1);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(Rig::server_of(&out), first, "established flow stays");
+    for p in 0..4 {
+        let (_, out) = r.send(&s2, &tcp(client(2), 2000 + p, VIP, 80, SYN), 1);
+        assert_ne!(Rig::server_of(&out), first, "new connections avoid the quiesced server");
+    }
+}
+
+fn persistent_quiesce(expire_quiescent_template: bool) -> (u8, u8) {
+    let mut r = Rig::new();
+    let p = Some(Persistence { timeout: 300, netmask: Ipv4Addr::BROADCAST });
+    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let knobs = Knobs { expire_quiescent_template, ..Knobs::default() };
+    let s1 = snap(vec![service(tcp_svc(80), SchedKind::Rr, p, d.clone())], knobs);
+    let (_, out) = r.send(&s1, &tcp(client(1), 1000, VIP, 80, SYN), 0);
+    let first = Rig::server_of(&out);
+    let mut d2 = d.clone();
+    for x in d2.iter_mut().filter(|x| x.addr == rs(first)) {
+        x.weight = 0;
+        x.shared.weight.store(0, Relaxed);
+    }
+    let s2 = snap(vec![service(tcp_svc(80), SchedKind::Rr, p, d2)], knobs);
+    let (_, out) = r.send(&s2, &tcp(client(1), 1001, VIP, 80, SYN), 1);
+    (first, Rig::server_of(&out))
+}
+
+#[test]
+fn persistent_clients_follow_a_quiesced_server_unless_expire_quiescent_template() {
+    // §2.4: with the default 0, the template keeps sending the client there.
+    let (first, second) = persistent_quiesce(false);
+    assert_eq!(first, second);
+    let (first, second) = persistent_quiesce(true);
+    assert_ne!(first, second);
+}
+
+fn removed_dest(expire_nodest_conn: bool) -> (Verdict, Option<u8>, u8) {
+    let mut r = Rig::new();
+    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let knobs = Knobs { expire_nodest_conn, ..Knobs::default() };
+    let s1 = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d.clone())], knobs);
+    let (_, out) = r.send(&s1, &tcp(client(1), 1000, VIP, 80, SYN), 0);
+    let first = Rig::server_of(&out);
+    // Remove it: the control side clears AVAILABLE and publishes a list without it.
+    let kept: Vec<Dest> = d.iter().filter(|x| x.addr != rs(first)).cloned().collect();
+    for x in d.iter().filter(|x| x.addr == rs(first)) {
+        x.shared.available.store(false, Relaxed);
+    }
+    let s2 = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, kept)], knobs);
+    let (v, out) = r.send(&s2, &tcp(client(1), 1000, VIP, 80, ACK), 1);
+    let to = matches!(v, Verdict::Forward { .. }).then(|| Rig::server_of(&out));
+    (v, to, first)
+}
+
+#[test]
+fn removed_server_drops_or_reschedules_per_expire_nodest_conn() {
+    // §2.4 default: packets of its connections are dropped silently.
+    let (v, _, _) = removed_dest(false);
+    assert_eq!(v, Verdict::Drop(DropReason::DestUnavailable));
+    // expire_nodest_conn = 1: the entry goes and the packet is treated as new —
+    // but it is an ACK, not a SYN, so TCP cannot start a connection with it.
+    let (v, _, _) = removed_dest(true);
+    assert_eq!(v, Verdict::Drop(DropReason::TcpNoConn));
+}
+
+#[test]
+fn a_syn_reuses_a_closed_connection_per_conn_reuse_mode() {
+    for (mode, reschedule) in [(1u8, true), (0, false)] {
+        let mut r = Rig::new();
+        let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+        let knobs = Knobs { conn_reuse_mode: mode, ..Knobs::default() };
+        let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d)], knobs);
+        let (_, out) = r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 0);
+        let first = Rig::server_of(&out);
+        r.send(&s, &tcp(client(1), 1000, VIP, 80, ACK), 0); // → ESTABLISHED
+        r.send(&s, &tcp(client(1), 1000, VIP, 80, RST), 0); // → CLOSE
+        let (_, out) = r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 1);
+        assert_eq!(Rig::server_of(&out) != first, reschedule, "conn_reuse_mode {mode}");
+    }
+}
+
+#[test]
+fn dr_connections_use_the_input_only_table_and_count_active_from_the_syn() {
+    let mut r = Rig::new();
+    let d = vec![dest(1, 80, FwdMethod::Route, 1)];
+    let shared = d[0].shared.clone();
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d)], Knobs::default());
+    r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 0);
+    assert_eq!((shared.activeconns.load(Relaxed), shared.inactconns.load(Relaxed)), (1, 0), "SYN_RECV is active");
+    r.send(&s, &tcp(client(1), 1000, VIP, 80, ACK), 0);
+    r.send(&s, &tcp(client(1), 1000, VIP, 80, FIN | ACK), 0);
+    let (_, c) = r.lb.conns.iter().next().unwrap();
+    // INPUT_ONLY: ES + fin → FIN_WAIT (the INPUT table would say CLOSE_WAIT).
+    assert_eq!(c.tcp_state(), TcpState::FinWait);
+    assert_eq!(c.timeout, 120);
+    assert_eq!((shared.activeconns.load(Relaxed), shared.inactconns.load(Relaxed)), (0, 1));
+}
+
+#[test]
+fn upper_threshold_overloads_a_server_until_it_drains() {
+    let mut r = Rig::new();
+    let mut a = dest(2, 80, FwdMethod::Masq, 1);
+    a.u_threshold = 1;
+    a.shared.u_threshold.store(1, Relaxed);
+    let d = vec![a, dest(1, 80, FwdMethod::Masq, 1)];
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Wlc, None, d)], Knobs::default());
+    let picks: Vec<u8> = (0..3)
+        .map(|i| {
+            let (_, out) = r.send(&s, &tcp(client(1), 1000 + i, VIP, 80, SYN), 0);
+            Rig::server_of(&out)
+        })
+        .collect();
+    // First to server 2 (head, tie), which is then OVERLOADed (1 >= 1): the rest go to 1.
+    assert_eq!(picks, [2, 1, 1]);
+}
+
+#[test]
+fn sloppy_tcp_lets_any_segment_start_a_connection() {
+    let d = || vec![dest(1, 80, FwdMethod::Masq, 1)];
+    let mut r = Rig::new();
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d())], Knobs::default());
+    assert_eq!(r.send(&s, &tcp(client(1), 1, VIP, 80, ACK), 0).0, Verdict::Drop(DropReason::TcpNoConn));
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d())], Knobs { sloppy_tcp: true, ..Knobs::default() });
+    assert_eq!(r.send(&s, &tcp(client(1), 1, VIP, 80, ACK), 0).0, Verdict::Forward { port: 1 });
+}
+
+fn icmp_error(from: Ipv4Addr, to: Ipv4Addr, quoted: &[u8], src_mac: [u8; 6]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(src_mac, P0_MAC)
+        .ipv4(from.octets(), to.octets(), 64)
+        .icmpv4(Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: 1400,
+        }))
+        .write(&mut v, &quoted[14..14 + 28])
+        .unwrap();
+    v
+}
+
+fn quoted_of(out: &[u8]) -> (Ipv4Addr, Ipv4Addr, u16, u16) {
+    let p = SlicedPacket::from_ethernet(out).unwrap();
+    let Some(TransportSlice::Icmpv4(i)) = &p.transport else { panic!("not icmp") };
+    let q = i.payload();
+    (
+        Ipv4Addr::new(q[12], q[13], q[14], q[15]),
+        Ipv4Addr::new(q[16], q[17], q[18], q[19]),
+        u16::from_be_bytes([q[20], q[21]]),
+        u16::from_be_bytes([q[22], q[23]]),
+    )
+}
+
+#[test]
+fn related_icmp_is_translated_in_both_directions_for_nat() {
+    let mut r = Rig::new();
+    let s = snap(
+        vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 8080, FwdMethod::Masq, 1)])],
+        Knobs::default(),
+    );
+    r.send(&s, &tcp(client(1), 5000, VIP, 80, SYN), 0);
+    // Inbound: a router near the client complains about VIP:80 → client:5000.
+    let sent_to_client = tcp(VIP, 80, client(1), 5000, SYN | ACK);
+    let e = icmp_error(Ipv4Addr::new(198, 51, 100, 1), VIP, &sent_to_client, GW_MAC);
+    let (v, out) = r.send(&s, &e, 0);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    let p = SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+    assert_eq!(ip.header().destination_addr(), rs(1));
+    assert_eq!(quoted_of(&out), (rs(1), client(1), 8080, 5000));
+    // Outbound: the RS side complains about client:5000 → RIP:8080.
+    let sent_to_rs = tcp(client(1), 5000, rs(1), 8080, ACK);
+    let e = icmp_error(rs(1), client(1), &sent_to_rs, [2, 0, 0, 0, 2, 11]);
+    let (v, out) = r.send(&s, &e, 0);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let p = SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+    assert_eq!(ip.header().source_addr(), VIP);
+    assert_eq!(quoted_of(&out), (client(1), VIP, 5000, 80));
+}
+
+#[test]
+fn tun_answers_frag_needed_for_a_df_packet_over_the_tunnel_mtu() {
+    let mut r = Rig::new();
+    let s = snap(
+        vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Tunnel, 1)])],
+        Knobs::default(),
+    );
+    r.send(&s, &tcp(client(1), 7000, VIP, 80, SYN), 0);
+    let big = tcp_sized(client(1), 7000, VIP, 80, ACK, 1500 - 40, true);
+    let (v, out) = r.send(&s, &big, 0);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    let p = SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(TransportSlice::Icmpv4(i)) = &p.transport else { panic!("not icmp") };
+    match i.icmp_type() {
+        Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu,
+        }) => assert_eq!(next_hop_mtu, 1480),
+        t => panic!("{t:?}"),
+    }
+    // The same size without DF is encapsulated.
+    let (v, _) = r.send(&s, &tcp_sized(client(1), 7000, VIP, 80, ACK, 1500 - 40, false), 0);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+}
+
+#[test]
+fn one_packet_scheduling_keeps_no_connection() {
+    let mut r = Rig::new();
+    let mut svc = service(
+        ServiceKey::Addr { proto: PROTO_UDP, vaddr: VIP, vport: 53 },
+        SchedKind::Rr,
+        None,
+        vec![dest(2, 53, FwdMethod::Masq, 1), dest(1, 53, FwdMethod::Masq, 1)],
+    );
+    svc.one_packet = true;
+    let s = snap(vec![svc], Knobs::default());
+    let mut picks = Vec::new();
+    for _ in 0..4 {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(GW_MAC, P0_MAC)
+            .ipv4(client(1).octets(), VIP.octets(), 64)
+            .udp(999, 53)
+            .write(&mut v, b"q")
+            .unwrap();
+        let (_, out) = r.send(&s, &v, 0);
+        picks.push(Rig::server_of(&out));
+    }
+    assert_eq!(picks, [2, 1, 2, 1], "every datagram scheduled on its own");
+    assert!(r.lb.conns.is_empty());
+}
+
+#[test]
+fn fwmark_templates_use_the_mark_and_keep_the_client_port() {
+    let mut r = Rig::new();
+    let p = Some(Persistence { timeout: 60, netmask: Ipv4Addr::BROADCAST });
+    let s = snap(
+        vec![service(
+            ServiceKey::Fwmark(10),
+            SchedKind::Rr,
+            p,
+            vec![dest(2, 0, FwdMethod::Masq, 1), dest(1, 0, FwdMethod::Masq, 1)],
+        )],
+        Knobs::default(),
+    );
+    let (_, out80) = r.send_marked(&s, &tcp(client(1), 1000, VIP, 80, SYN), 10);
+    let (_, out443) = r.send_marked(&s, &tcp(client(1), 1001, VIP, 443, SYN), 10);
+    assert_eq!(Rig::server_of(&out80), Rig::server_of(&out443), "HTTP and HTTPS stick together");
+    assert_eq!(u16::from_be_bytes([out443[36], out443[37]]), 443, "port-0 dest keeps the client's port");
+    let t = r.lb.conns.iter().map(|(_, c)| c).find(|c| c.is_template()).unwrap();
+    assert_eq!((t.proto, t.vaddr, t.vport, t.cport), (0, Ipv4Addr::new(0, 0, 0, 10), 0, 0), "§2.1 PFWMC key");
+    // Unmarked, the same packet is not for this service: it is routed as is
+    // (to the gateway), not balanced.
+    let (v, out) = r.send(&s, &tcp(client(1), 1002, VIP, 80, SYN), 0);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(out[0..6], GW_MAC);
+}

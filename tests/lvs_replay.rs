@@ -247,3 +247,39 @@ fn two_workers_on_one_queue_give_the_same_output_as_one() {
     assert_eq!(a, b, "one worker:\n{}\ntwo workers:\n{}", one.stdout, two.stdout);
     assert!(two.stdout.contains("handed off"), "{}", two.stdout);
 }
+
+#[test]
+fn an_ipvsadm_rules_file_is_loaded_at_start() {
+    // What `ipvsadm-save -n` writes on an LVS director, used unchanged.
+    let rules = format!(
+        "# saved from lvs1\n-A -t {VIP}:80 -s wrr\n-a -t {VIP}:80 -r {}:80 -m -w 1\n-a -t {VIP}:80 -r {}:80 -m -w 2\n\
+         -A -u {VIP}:53 -s rr\n-a -u {VIP}:53 -r {}:53 -g -w 1\n",
+        rs(1),
+        rs(2),
+        rs(3)
+    );
+    let mut frames: Vec<(u64, Vec<u8>)> = (0..6).map(|i| (0, syn(client(1), 40000 + i, 80))).collect();
+    frames.push((0, udp_in(client(1), 999, VIP, 53, b"q")));
+    let r = replay_with_files("[ipvs]\nrules = \"ipvsadm.rules\"\n", 1, &frames, &[("ipvsadm.rules", &rules)]);
+    // List order: rs2 (w2), rs1 (w1): wrr gives rs2, rs2, rs1 per cycle... cw=2: rs2; cw=1: rs2, rs1.
+    let order: Vec<u8> = r.out[..6].iter().map(rs_of).collect();
+    assert_eq!(order, [2, 2, 1, 2, 2, 1], "{}", r.stdout);
+    let dns = &r.out[6];
+    assert_eq!((dns.dst, dns.eth_dst), (VIP, rs_mac(3)), "-g: direct routing keeps the VIP");
+}
+
+#[test]
+fn a_bad_rules_line_is_refused_with_its_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.rules"), format!("-A -t {VIP}:80 -s rr\n-A -t {VIP}:0 -s rr\n")).unwrap();
+    std::fs::write(dir.path().join("rvs.toml"), "[ipvs]\nrules = \"r.rules\"\n").unwrap();
+    let out = std::process::Command::new(common::RVSD)
+        .arg("--config")
+        .arg(dir.path().join("rvs.toml"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("r.rules:2:1:") && err.contains("Zero port specified for non-persistent service"), "{err}");
+}

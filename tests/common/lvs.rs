@@ -157,8 +157,16 @@ pub struct Replay {
 /// Runs rvsd in replay mode over `frames` (each stamped with its second) with
 /// the given extra TOML (services, [ipvs]...) and returns the decoded output.
 pub fn replay(extra: &str, workers: usize, frames: &[(u64, Vec<u8>)]) -> Replay {
+    replay_with_files(extra, workers, frames, &[])
+}
+
+/// As [`replay`], with extra files (name, content) written beside the config.
+pub fn replay_with_files(extra: &str, workers: usize, frames: &[(u64, Vec<u8>)], files: &[(&str, &str)]) -> Replay {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    for (name, content) in files {
+        std::fs::write(d.join(name), content).unwrap();
+    }
     write_pcap(&d.join("in.pcap"), frames);
     let cfg = format!(
         r#"

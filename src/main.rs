@@ -47,12 +47,13 @@ fn main() -> ExitCode {
     };
     if args.check {
         println!(
-            "{}: ok ({} port(s), {} worker(s), {} route(s), {} neighbour(s){})",
+            "{}: ok ({} port(s), {} worker(s), {} route(s), {} neighbour(s), {} service(s){})",
             args.config.display(),
             cfg.port.len(),
             cfg.dataplane.workers,
             cfg.route.len(),
             cfg.neighbor.len(),
+            cfg.service.len(),
             if cfg.dataplane.replay { ", replay mode" } else { "" }
         );
         return ExitCode::SUCCESS;

@@ -203,6 +203,20 @@ impl Lb {
             if let Some(i) = self.conns.lookup_out(flow.proto, flow.src, flow.sport, flow.dst, flow.dport) {
                 return self.output(pkt, i, flow, in_port, snap, now);
             }
+            // §4.2: an unmatched packet from a NAT real service passes, or with
+            // nat_icmp_send gets a port unreachable back (never for a TCP RST).
+            let rst = flow.proto == PROTO_TCP && flow.tcp_flags & crate::wire::tcp::flags::RST != 0;
+            if snap.knobs.nat_icmp_send && !rst {
+                if let Some(src) = snap.fib.port_addr(in_port) {
+                    return match xmit::icmp::port_unreachable(pkt, src) {
+                        Ok(()) => {
+                            counters.icmp_sent.add(1);
+                            Verdict::Forward { port: in_port }
+                        }
+                        Err(e) => Verdict::Drop(xmit_drop(e)),
+                    };
+                }
+            }
         }
         self.not_balanced(pkt, flow, snap)
     }

@@ -411,3 +411,32 @@ fn fwmark_templates_use_the_mark_and_keep_the_client_port() {
     assert_eq!(v, Verdict::Forward { port: 0 });
     assert_eq!(out[0..6], GW_MAC);
 }
+
+#[test]
+fn unmatched_nat_replies_pass_or_get_port_unreachable_per_nat_icmp_send() {
+    let svc = || service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 8080, FwdMethod::Masq, 1)]);
+    let stray = {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 2, 11], P1_MAC)
+            .ipv4(rs(1).octets(), client(9).octets(), 64)
+            .tcp(8080, 3333, 1, 1000)
+            .ack(1)
+            .write(&mut v, &[])
+            .unwrap();
+        v
+    };
+    let mut r = Rig::new();
+    let (v, out) = r.send(&snap(vec![svc()], Knobs::default()), &stray, 0);
+    assert_eq!(v, Verdict::Forward { port: 0 });
+    assert_eq!(&out[26..30], &rs(1).octets(), "passes unchanged (routed)");
+    let s = snap(vec![svc()], Knobs { nat_icmp_send: true, ..Knobs::default() });
+    let mut b = VecBuf::new(&stray, 128);
+    let v = r.lb.process(&mut b, 1, 0, &s, 0, &r.counters);
+    assert_eq!(v, Verdict::Forward { port: 1 }, "back out of the servers' port");
+    let out = b.into_vec();
+    let p = SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+    assert_eq!((ip.header().source_addr(), ip.header().destination_addr()), (Ipv4Addr::new(10, 0, 2, 1), rs(1)));
+    let Some(TransportSlice::Icmpv4(i)) = &p.transport else { panic!("not icmp") };
+    assert_eq!((i.type_u8(), i.code_u8()), (3, 3));
+}

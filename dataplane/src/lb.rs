@@ -355,7 +355,7 @@ impl Lb {
                 Err(e) => Verdict::Drop(xmit_drop(e)),
             };
         };
-        let mut fl = method as u32;
+        let mut fl = method as u16;
         if method != FwdMethod::Masq {
             fl |= cf::NOOUTPUT;
         }
@@ -439,7 +439,7 @@ impl Lb {
             tvport,
             dest.addr,
             tdport,
-            cf::TEMPLATE | dest.method as u32,
+            cf::TEMPLATE | dest.method as u16,
             Some(dest.shared.clone()),
         );
         tc.state = TEMPLATE_NONE;

@@ -196,6 +196,8 @@ mod tests {
         assert_eq!(s.find_service(0, 17, vip, 443), None);
         assert!(s.is_vip(vip));
         assert!(s.is_nat_source(6, "10.0.2.11".parse().unwrap(), 8080));
-        assert!(!s.is_nat_source(6, "10.0.2.11".parse().unwrap(), 80));
+        // The fwmark service's NAT server keeps the client's port: any port counts.
+        assert!(s.is_nat_source(6, "10.0.2.11".parse().unwrap(), 80));
+        assert!(!s.is_nat_source(6, "10.0.2.99".parse().unwrap(), 8080));
     }
 }

@@ -26,22 +26,23 @@ pub const NIL: u32 = u32::MAX;
 /// Connection flags, with the kernel's values where they exist (§3.8).
 pub mod flags {
     /// Low 3 bits: the forwarding method (FwdMethod as u8).
-    pub const FWD_MASK: u32 = 0x7;
-    pub const NOOUTPUT: u32 = 0x80;
-    pub const INACTIVE: u32 = 0x100;
-    pub const TEMPLATE: u32 = 0x1000;
-    pub const ONE_PACKET: u32 = 0x2000;
+    pub const FWD_MASK: u16 = 0x7;
+    pub const NOOUTPUT: u16 = 0x80;
+    pub const INACTIVE: u16 = 0x100;
+    pub const TEMPLATE: u16 = 0x1000;
+    pub const ONE_PACKET: u16 = 0x2000;
     /// rvs-internal: the entry is in a hash chain.
-    pub const HASHED: u32 = 0x40;
+    pub const HASHED: u16 = 0x40;
 }
 
 /// Template states (§2.3), as `ipvsadm -Lc` names them.
 pub const TEMPLATE_NONE: u8 = 0;
 pub const TEMPLATE_ASSURED: u8 = 1;
 
-/// One connection or persistence template. 64 bytes plus the bucket slot it
-/// may head.
+/// One connection or persistence template: one 64-byte cache line (plus the
+/// 4-byte bucket slot it may head).
 #[derive(Clone, Debug)]
+#[repr(align(64))]
 pub struct Conn {
     pub caddr: Ipv4Addr,
     pub vaddr: Ipv4Addr,
@@ -53,7 +54,7 @@ pub struct Conn {
     pub proto: u8,
     /// TcpState as u8 for TCP, 0 for UDP, TEMPLATE_* for templates.
     pub state: u8,
-    pub flags: u32,
+    pub flags: u16,
     /// Current timeout (s) and absolute expiry (worker clock, s).
     pub timeout: u32,
     pub expires: u32,
@@ -83,7 +84,7 @@ impl Conn {
         vport: u16,
         daddr: Ipv4Addr,
         dport: u16,
-        flags: u32,
+        flags: u16,
         dest: Option<Arc<DestShared>>,
     ) -> Conn {
         Conn {

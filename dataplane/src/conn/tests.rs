@@ -16,7 +16,7 @@ fn conn(cport: u16, dest: &Arc<DestShared>) -> Conn {
         80,
         ip("10.0.2.11"),
         80,
-        FwdMethod::Masq as u32,
+        FwdMethod::Masq as u16,
         Some(dest.clone()),
     )
 }
@@ -30,7 +30,7 @@ fn template(dest: &Arc<DestShared>, timeout: u32) -> Conn {
         80,
         ip("10.0.2.11"),
         80,
-        flags::TEMPLATE | FwdMethod::Route as u32,
+        flags::TEMPLATE | FwdMethod::Route as u16,
         Some(dest.clone()),
     );
     t.timeout = timeout;
@@ -169,4 +169,5 @@ fn tcp_state_moves_between_active_and_inactive() {
 fn entry_size_is_tracked() {
     // Issue target: at most 128 bytes of memory per connection.
     assert!(ConnTable::bytes_per_entry() <= 128, "{}", ConnTable::bytes_per_entry());
+    assert_eq!(std::mem::size_of::<Conn>(), 64, "one cache line");
 }

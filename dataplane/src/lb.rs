@@ -133,6 +133,25 @@ impl Lb {
         Lb { worker, conns: ConnTable::new(conns_capacity, seed), ip_ident: (worker as u16).wrapping_mul(0x3fff) }
     }
 
+    /// Prefetches the connection-table buckets a frame will look up (both the
+    /// client→VIP and the reply key). A hint: unvalidated reads, no effect on
+    /// what `process` decides. Call for a whole burst before processing it.
+    #[inline]
+    pub fn prefetch(&self, data: &[u8]) {
+        let Some(ihl) = data.get(14).map(|b| usize::from(b & 0x0f) * 4) else { return };
+        let (Some(proto), Some(src), Some(dst), Some(ports)) =
+            (data.get(23), data.get(26..30), data.get(30..34), data.get(14 + ihl..14 + ihl + 4))
+        else {
+            return;
+        };
+        if data.get(12..14) != Some(&[0x08, 0x00]) {
+            return;
+        }
+        let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+        self.conns.prefetch(*proto, ip(src), u16::from_be_bytes([ports[0], ports[1]]));
+        self.conns.prefetch(*proto, ip(dst), u16::from_be_bytes([ports[2], ports[3]]));
+    }
+
     /// Runs the connection timers to `now` (seconds).
     pub fn expire(&mut self, now: u32) {
         self.conns.expire(now, |_, _| {});

@@ -199,6 +199,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 }
                 got += n;
                 batch.prefetch_data();
+                for m in batch.iter() {
+                    lb.prefetch(m);
+                }
                 let pc = &counters.ports[*in_port as usize];
                 for m in batch.drain() {
                     pc.rx_packets.add(1);

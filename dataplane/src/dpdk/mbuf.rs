@@ -212,6 +212,20 @@ impl MbufBatch {
         }
     }
 
+    /// The data of each mbuf held, in order (read-only).
+    #[inline]
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.ptrs[..self.len].iter().map(|&p| {
+            // SAFETY: p is a valid single-segment mbuf owned by this batch; its
+            // data lies at buf_addr + data_off for data_len bytes, and the
+            // shared borrow of the batch keeps anyone from writing it.
+            unsafe {
+                let m = &*p;
+                std::slice::from_raw_parts((m.buf_addr as *const u8).add(m.data_off as usize), m.data_len as usize)
+            }
+        })
+    }
+
     /// The packet length of each mbuf held, in order.
     #[inline]
     pub fn iter_lens(&self) -> impl Iterator<Item = u32> + '_ {

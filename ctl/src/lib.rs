@@ -2,5 +2,7 @@
 //! `rvsadm` CLI, so the two can never drift apart.
 #![deny(unsafe_code)]
 
+pub mod proto;
+
 /// The version string both sides print (`rvsadm -v`, `rvsd --version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

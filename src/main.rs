@@ -3,7 +3,6 @@
 //! be consumed), print the counters and shut down cleanly.
 mod eal_args;
 mod replay;
-mod state;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,9 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use clap::Parser;
+use ctl::control::Control;
 use dataplane::counters::{Totals, WorkerCounters};
 use dataplane::dpdk::{self, Mempool, Port, PortConfig, TimestampField};
-use dataplane::worker::{self, Stop, WorkerSetup};
+use dataplane::worker::{self, Stop, WorkerCtl, WorkerSetup};
 
 #[derive(Parser)]
 #[command(name = "rvsd", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RVS_GIT_REV"), ")"),
@@ -31,9 +31,14 @@ struct Args {
 }
 
 static SIGNALLED: AtomicBool = AtomicBool::new(false);
+static RELOAD: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        RELOAD.store(true, Ordering::SeqCst);
+    } else {
+        SIGNALLED.store(true, Ordering::SeqCst);
+    }
 }
 
 fn main() -> ExitCode {
@@ -68,7 +73,7 @@ fn main() -> ExitCode {
 }
 
 fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: on_signal only stores to an atomic, which is async-signal-safe;
         // sigaction is given a zeroed, fully initialised struct.
         unsafe {
@@ -122,12 +127,12 @@ fn run(config_path: &Path, cfg: &conf::Config) -> Result<()> {
         plan.file_prefix, plan.file_prefix
     );
 
-    let result = serve(cfg, workers, replay, &expected);
+    let result = serve(config_path, cfg, workers, replay, &expected);
     dpdk::cleanup();
     result
 }
 
-fn serve(cfg: &conf::Config, workers: usize, replay: bool, expected: &[Option<u64>]) -> Result<()> {
+fn serve(config_path: &Path, cfg: &conf::Config, workers: usize, replay: bool, expected: &[Option<u64>]) -> Result<()> {
     let ts_field = if replay { TimestampField::register() } else { None };
     let pool = Mempool::new("rvs_mbufs", cfg.dataplane.mbufs)?;
     let mut ports: Vec<Port> = Vec::new();
@@ -159,7 +164,7 @@ fn serve(cfg: &conf::Config, workers: usize, replay: bool, expected: &[Option<u6
         }
         Ok(())
     })();
-    let result = opened.and_then(|()| forward(cfg, workers, replay, expected, &mut ports, ts_field));
+    let result = opened.and_then(|()| forward(config_path, cfg, workers, replay, expected, &mut ports, ts_field));
     for p in ports {
         p.close();
     }
@@ -167,6 +172,7 @@ fn serve(cfg: &conf::Config, workers: usize, replay: bool, expected: &[Option<u6
 }
 
 fn forward(
+    config_path: &Path,
     cfg: &conf::Config,
     workers: usize,
     replay: bool,
@@ -175,7 +181,11 @@ fn forward(
     ts_field: Option<TimestampField>,
 ) -> Result<()> {
     let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac).collect();
-    let snapshot = Arc::new(ArcSwap::from_pointee(state::snapshot(cfg, &macs, workers)));
+    let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(cfg, &macs, workers)));
+    let (dump_tx, dump_rx) = std::sync::mpsc::sync_channel(workers.max(1) * 2);
+    let worker_ctl: Vec<Arc<WorkerCtl>> = (0..workers)
+        .map(|_| Arc::new(WorkerCtl { dump_requested: AtomicBool::new(false), dumps: dump_tx.clone() }))
+        .collect();
     let stop = Arc::new(Stop::default());
     let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::new(WorkerCounters::new(ports.len()))).collect();
     let mut port_index = vec![u16::MAX; ports.iter().map(|p| p.id as usize + 1).max().unwrap_or(0)];
@@ -203,6 +213,7 @@ fn forward(
             replay,
             conns_capacity: cfg.dataplane.conns_per_worker,
             seed: seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ctl: worker_ctl[id].clone(),
         })
         .collect();
     // Flow hand-over rings between every pair of workers.
@@ -271,6 +282,63 @@ fn forward(
         if replay { " (replay mode)" } else { "" }
     );
 
+    // The control side: socket for rvsadm, rate estimator, SIGHUP reload.
+    let port_info: Vec<(String, String, u16, [u8; 6])> =
+        cfg.port.iter().zip(ports.iter()).map(|(c, p)| (c.name.clone(), c.device.clone(), p.id, p.mac)).collect();
+    let port_counters = counters.clone();
+    let port_stats: ctl::control::PortStatsFn = Box::new(move || {
+        let t = Totals::sum(port_counters.iter().map(|c| c.as_ref()), port_info.len());
+        port_info
+            .iter()
+            .zip(&t.ports)
+            .map(|((name, device, id, mac), n)| {
+                let dev = dpdk::port_stats(*id);
+                ctl::proto::PortInfo {
+                    name: name.clone(),
+                    device: device.clone(),
+                    mac: conf::MacAddr(*mac).to_string(),
+                    rx_packets: n[0],
+                    rx_bytes: n[1],
+                    tx_packets: n[2],
+                    tx_bytes: n[3],
+                    imissed: dev.imissed,
+                    ierrors: dev.ierrors,
+                    oerrors: dev.oerrors,
+                    rx_nombuf: dev.rx_nombuf,
+                }
+            })
+            .collect()
+    });
+    let control = Arc::new(Control::new(
+        config_path.to_path_buf(),
+        cfg.clone(),
+        snapshot.clone(),
+        workers,
+        macs.clone(),
+        counters.clone(),
+        worker_ctl.clone(),
+        dump_rx,
+        port_stats,
+    ));
+    control.spawn_estimator();
+    let socket = if replay {
+        None
+    } else {
+        match ctl::server::serve(&cfg.control.socket, cfg.control.group.as_deref(), control.clone()) {
+            Ok(s) => {
+                println!("rvsd: control socket {}", cfg.control.socket.display());
+                Some(s)
+            }
+            Err(e) => {
+                stop.all.store(true, Ordering::SeqCst);
+                for l in &lcores {
+                    dpdk::wait_lcore(*l);
+                }
+                anyhow::bail!("control socket: {e}");
+            }
+        }
+    };
+
     // Wait for a signal, or in replay mode for every rx pcap to be consumed.
     let sum = || Totals::sum(counters.iter().map(|c| c.as_ref()), ports.len());
     let mut last_rx = 0;
@@ -278,6 +346,12 @@ fn forward(
     let mut replay_note = None;
     while !SIGNALLED.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(20));
+        if RELOAD.swap(false, Ordering::SeqCst) {
+            match control.reload() {
+                ctl::proto::Response::Ok => println!("rvsd: SIGHUP: configuration reloaded"),
+                r => println!("rvsd: SIGHUP: {r:?}"),
+            }
+        }
         if replay {
             let t = sum();
             let done = expected.iter().zip(&t.ports).all(|(e, p)| e.is_none_or(|e| p[0] >= e));
@@ -318,8 +392,9 @@ fn forward(
     if let Some(note) = &replay_note {
         println!("rvsd: {note}");
     }
+    drop(socket);
     print_totals(cfg, ports, &counters, elapsed);
-    for line in state::describe(&snapshot.load()) {
+    for line in ctl::state::describe(&snapshot.load()) {
         println!("{line}");
     }
     Ok(())

@@ -2,7 +2,10 @@
 //! `rvsadm` CLI, so the two can never drift apart.
 #![deny(unsafe_code)]
 
+pub mod control;
 pub mod proto;
+pub mod server;
+pub mod state;
 
 /// The version string both sides print (`rvsadm -v`, `rvsd --version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -100,19 +100,38 @@ pub enum Op {
     DelService(SvcKey),
     /// `-C`: remove every service.
     Clear,
-    AddDest { service: SvcKey, dest: DestSpec },
-    EditDest { service: SvcKey, dest: DestSpec },
-    DelDest { service: SvcKey, addr: Ipv4Addr, port: u16 },
+    AddDest {
+        service: SvcKey,
+        dest: DestSpec,
+    },
+    EditDest {
+        service: SvcKey,
+        dest: DestSpec,
+    },
+    DelDest {
+        service: SvcKey,
+        addr: Ipv4Addr,
+        port: u16,
+    },
     /// `-Z [service]`.
     Zero(Option<SvcKey>),
     /// `--set tcp tcpfin udp` (0 = unchanged, §3.7).
-    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     /// `-R`: these operations, all or none (the first failure aborts, nothing applied).
     Batch(Vec<Op>),
     /// `-L` / `-l` (a single service when given).
-    List { what: ListWhat, service: Option<SvcKey> },
+    List {
+        what: ListWhat,
+        service: Option<SvcKey>,
+    },
     StartDaemon(DaemonSpec),
-    StopDaemon { state: String },
+    StopDaemon {
+        state: String,
+    },
     /// `rvsadm config check|reload|show`.
     ConfigCheck,
     ConfigReload,
@@ -222,14 +241,27 @@ pub enum Response {
     Ok,
     /// A refused operation: `message` is what ipvsadm would print (e.g. "Service
     /// not defined"), `exit_code` what it would exit with.
-    Error { message: String, exit_code: i32 },
+    Error {
+        message: String,
+        exit_code: i32,
+    },
     /// `-L`: the connection-table size (the `size=` in the header) and services.
-    Services { conn_tab_size: u32, services: Vec<ServiceInfo> },
+    Services {
+        conn_tab_size: u32,
+        services: Vec<ServiceInfo>,
+    },
     Conns(Vec<ConnInfo>),
-    Timeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    Timeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     Daemons(Vec<DaemonInfo>),
     /// Counters: per port, then drop reasons with their counts.
-    Ports { ports: Vec<PortInfo>, drops: Vec<(String, u64)> },
+    Ports {
+        ports: Vec<PortInfo>,
+        drops: Vec<(String, u64)>,
+    },
     Neighbors(Vec<NeighborInfo>),
     /// Free text (config show/check, version).
     Text(String),

@@ -273,6 +273,26 @@ impl Lb {
         Ok(true)
     }
 
+    /// Counts a packet (IP length) of connection `i` in its real server's
+    /// statistics, this worker's share (`ipvsadm --stats`, §6.2).
+    #[inline]
+    fn account(&self, i: u32, frame_len: usize, new_conn: bool, out: bool) {
+        let Some(st) = self.conns.get(i).and_then(|c| c.dest.as_ref()).and_then(|d| d.stats.get(self.worker)) else {
+            return;
+        };
+        let bytes = frame_len.saturating_sub(ethernet::HEADER_LEN) as u64;
+        if new_conn {
+            st.conns.add(1);
+        }
+        if out {
+            st.outpkts.add(1);
+            st.outbytes.add(bytes);
+        } else {
+            st.inpkts.add(1);
+            st.inbytes.add(bytes);
+        }
+    }
+
     /// Client → server on connection `i`: state, timer, transmit.
     fn input<B: PacketBuf>(
         &mut self,
@@ -283,6 +303,7 @@ impl Lb {
         snap: &Snapshot,
         now: u32,
     ) -> Verdict {
+        self.account(i, pkt.data().len(), false, false);
         let Some(c) = self.conns.get_mut(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
         c.in_pkts = c.in_pkts.wrapping_add(1);
         let dir = if c.flags & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
@@ -300,13 +321,13 @@ impl Lb {
         snap: &Snapshot,
         now: u32,
     ) -> Verdict {
+        self.account(i, pkt.data().len(), false, true);
         self.transition(i, flow, Direction::Output, snap, now);
         let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
         let (vaddr, vport, caddr, control) = (c.vaddr, c.vport, c.caddr, c.control);
         if flow.proto == PROTO_UDP {
             self.assure(control);
         }
-        let _ = in_port;
         if let Err(e) = xmit::nat::rewrite_out(pkt, vaddr, vport) {
             return self.xmit_error(pkt, e, vaddr, in_port);
         }
@@ -386,6 +407,7 @@ impl Lb {
             return Verdict::Drop(DropReason::ConnTableFull);
         };
         counters.conns_created.add(1);
+        self.account(i, pkt.data().len(), true, false);
         if let Some(t) = template {
             self.conns.set_control(i, t);
             // Releasing the template restarts its timer with its timeout (§2.2 step 5).

@@ -11,7 +11,19 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::counters::Counter;
 use crate::sched::Scheduler;
+
+/// Traffic of one real server as one worker saw it (single writer).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct DestStats {
+    pub conns: Counter,
+    pub inpkts: Counter,
+    pub outpkts: Counter,
+    pub inbytes: Counter,
+    pub outbytes: Counter,
+}
 
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
@@ -74,6 +86,8 @@ pub struct DestShared {
     /// Thresholds mirrored for bind/unbind (§1.1).
     pub u_threshold: AtomicU32,
     pub l_threshold: AtomicU32,
+    /// Per worker: that worker's counters for this server (`ipvsadm --stats`).
+    pub stats: Box<[DestStats]>,
 }
 
 impl DestShared {
@@ -138,7 +152,15 @@ impl DestShared {
 
 impl Default for DestShared {
     fn default() -> Self {
+        DestShared::new(1)
+    }
+}
+
+impl DestShared {
+    /// A fresh real server for `workers` workers.
+    pub fn new(workers: usize) -> Self {
         DestShared {
+            stats: (0..workers.max(1)).map(|_| DestStats::default()).collect(),
             activeconns: AtomicI32::new(0),
             inactconns: AtomicI32::new(0),
             persistconns: AtomicI32::new(0),

@@ -22,6 +22,29 @@ use crate::lb::{self, Lb};
 use crate::snapshot::Snapshot;
 use crate::verdict::{DropReason, Verdict};
 
+/// One connection-table entry as the control side lists it (`ipvsadm -Lc`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnDump {
+    /// "TCP", "UDP", or "IP" (fwmark templates).
+    pub protocol: &'static str,
+    pub state: &'static str,
+    /// Seconds until it expires.
+    pub expires: u32,
+    pub caddr: std::net::Ipv4Addr,
+    pub cport: u16,
+    pub vaddr: std::net::Ipv4Addr,
+    pub vport: u16,
+    pub daddr: std::net::Ipv4Addr,
+    pub dport: u16,
+}
+
+/// Requests from the control side that a worker serves between rounds.
+pub struct WorkerCtl {
+    /// Set by the control side: list your connections on `dumps`.
+    pub dump_requested: AtomicBool,
+    pub dumps: std::sync::mpsc::SyncSender<(usize, Vec<ConnDump>)>,
+}
+
 /// Stop signals from the control side: first stop reading the ports (drain
 /// what is in flight), then stop.
 #[derive(Default)]
@@ -61,6 +84,7 @@ pub struct WorkerSetup {
     pub replay: bool,
     pub conns_capacity: u32,
     pub seed: u64,
+    pub ctl: Arc<WorkerCtl>,
 }
 
 struct Io<'a> {
@@ -169,6 +193,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         replay,
         conns_capacity,
         seed,
+        ctl,
     } = setup;
     let mut clock = if replay { Clock::replay() } else { Clock::live(dpdk::tsc_hz(), dpdk::tsc_cycles()) };
     let mut lb = Lb::new(id, conns_capacity, seed);
@@ -250,6 +275,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
         counters.handled.add(handled);
         lb.expire(clock.now_secs() as u32);
         counters.conns_live.set(lb.conns.len() as u64);
+        if ctl.dump_requested.load(Relaxed) {
+            // An administrator's listing: allocation here is off the packet path.
+            ctl.dump_requested.store(false, Relaxed);
+            let _ = ctl.dumps.try_send((id, dump(&lb, clock.now_secs() as u32)));
+        }
         counters.clock_ns.set(clock.now_ns());
         if got == 0 && poll_idle_us > 0 {
             std::thread::sleep(idle);
@@ -322,4 +352,41 @@ fn flush_ring(ring: &RingProducer, batch: &mut MbufBatch, counters: &WorkerCount
         counters.count_drop(DropReason::HandoffFull, batch.len() as u64);
         batch.free_all();
     }
+}
+
+/// The worker's connection table as the control side lists it.
+fn dump(lb: &Lb, now: u32) -> Vec<ConnDump> {
+    use crate::conn::TEMPLATE_ASSURED;
+    lb.conns
+        .iter()
+        .map(|(_, c)| {
+            let protocol = match c.proto {
+                6 => "TCP",
+                17 => "UDP",
+                _ => "IP",
+            };
+            let state = if c.is_template() {
+                if c.state == TEMPLATE_ASSURED {
+                    "ASSURED"
+                } else {
+                    "NONE"
+                }
+            } else if c.proto == 6 {
+                c.tcp_state().name()
+            } else {
+                crate::proto::udp::STATE_NAME
+            };
+            ConnDump {
+                protocol,
+                state,
+                expires: c.expires.saturating_sub(now),
+                caddr: c.caddr,
+                cport: c.cport,
+                vaddr: c.vaddr,
+                vport: c.vport,
+                daddr: c.daddr,
+                dport: c.dport,
+            }
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ mod ring;
 pub use eal::{cleanup, init, launch_on, lcore_ids_for_workers, tsc_cycles, tsc_hz, wait_lcore, EalError};
 pub use mbuf::{prefetch, Mbuf, MbufBatch, TimestampField, BURST};
 pub use mempool::Mempool;
-pub use port::{Port, PortConfig, PortError, PortStats, RxQueue, TxQueue};
+pub use port::{port_stats, Port, PortConfig, PortError, PortStats, RxQueue, TxQueue};
 pub use ring::{ring, RingConsumer, RingProducer};
 
 /// The text of DPDK's last error on this thread (`rte_strerror(rte_errno)`).

@@ -173,19 +173,7 @@ impl Port {
     }
 
     pub fn stats(&self) -> PortStats {
-        let mut s = dpdk_sys::rte_eth_stats::default();
-        // SAFETY: id is a valid port; s is a valid out-pointer.
-        unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) };
-        PortStats {
-            ipackets: s.ipackets,
-            opackets: s.opackets,
-            ibytes: s.ibytes,
-            obytes: s.obytes,
-            imissed: s.imissed,
-            ierrors: s.ierrors,
-            oerrors: s.oerrors,
-            rx_nombuf: s.rx_nombuf,
-        }
+        port_stats(self.id)
     }
 
     /// Stops and closes the device (after every worker has returned).
@@ -233,5 +221,27 @@ impl TxQueue {
         let n = unsafe { dpdk_sys::rvs_rte_eth_tx_burst(self.port, self.queue, ptrs, *len as u16) } as usize;
         batch.consume_front(n);
         n
+    }
+}
+
+/// A started port's device counters (`rte_eth_stats_get`); zeros for an
+/// unknown port id. Safe from any thread: DPDK reads the counters without
+/// touching the queues.
+pub fn port_stats(id: u16) -> PortStats {
+    let mut s = dpdk_sys::rte_eth_stats::default();
+    // SAFETY: s is a valid out-pointer; DPDK validates the port id.
+    let rc = unsafe { dpdk_sys::rte_eth_stats_get(id, &mut s) };
+    if rc != 0 {
+        return PortStats::default();
+    }
+    PortStats {
+        ipackets: s.ipackets,
+        opackets: s.opackets,
+        ibytes: s.ibytes,
+        obytes: s.obytes,
+        imissed: s.imissed,
+        ierrors: s.ierrors,
+        oerrors: s.oerrors,
+        rx_nombuf: s.rx_nombuf,
     }
 }

@@ -1,5 +1,13 @@
-//! Builds the dataplane's snapshot from the configuration: ports, routes and
+//! Builds the dataplane's snapshot from the desired state: ports, routes and
 //! neighbours for forwarding; services and real servers for load balancing.
+//!
+//! A real server keeps its identity ([`DestShared`]: connection counts,
+//! OVERLOAD, statistics) from one snapshot to the next, and a worker's
+//! scheduler position is carried over as IPVS does on add/edit/delete. A
+//! removed server is marked unavailable and parked in a trash list until no
+//! connection refers to it (specs/ipvs.md §0: re-adding it within that time
+//! restores it with its counters), so a worker never frees one.
+use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -34,43 +42,99 @@ fn method(m: conf::Method) -> FwdMethod {
     }
 }
 
-/// One service as the workers see it; `workers` scheduler states.
-pub fn service(s: &conf::Service, workers: usize) -> Service {
-    let key = match s.addr {
+/// Removed real servers still referenced by connections.
+#[derive(Default)]
+pub struct Trash {
+    entries: Vec<(ServiceKey, Ipv4Addr, u16, Arc<DestShared>)>,
+}
+
+impl Trash {
+    fn take(&mut self, key: ServiceKey, addr: Ipv4Addr, port: u16) -> Option<Arc<DestShared>> {
+        let i = self.entries.iter().position(|e| e.0 == key && e.1 == addr && e.2 == port)?;
+        Some(self.entries.swap_remove(i).3)
+    }
+
+    fn put(&mut self, key: ServiceKey, d: &Dest) {
+        d.shared.available.store(false, Relaxed);
+        self.entries.push((key, d.addr, d.port, d.shared.clone()));
+    }
+
+    /// Forgets servers no connection refers to any more (only the trash holds them).
+    pub fn purge(&mut self) {
+        self.entries.retain(|e| Arc::strong_count(&e.3) > 1);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+pub fn service_key(a: &conf::ServiceAddr) -> ServiceKey {
+    match *a {
         conf::ServiceAddr::Addr { protocol, vip, port } => {
             ServiceKey::Addr { proto: protocol.number(), vaddr: vip, vport: port }
         }
         conf::ServiceAddr::Fwmark(m) => ServiceKey::Fwmark(m),
-    };
+    }
+}
+
+/// One service as the workers see it, reusing what `prev` (the same service in
+/// the current snapshot) and `trash` hold.
+pub fn service(s: &conf::Service, workers: usize, prev: Option<&Service>, trash: &mut Trash) -> Service {
+    let key = service_key(&s.addr);
     // IPVS keeps the most recently added real server first (specs/ipvs.md §0);
-    // the file lists them in the order they were added.
+    // the desired state lists them in the order they were added.
     let dests: Vec<Dest> = s
         .servers
         .iter()
         .rev()
         .map(|r| {
-            let shared = DestShared::default();
+            let old = prev.and_then(|p| p.dests.iter().find(|d| d.addr == r.addr && d.port == r.port));
+            let shared = old
+                .map(|d| d.shared.clone())
+                .or_else(|| trash.take(key, r.addr, r.port))
+                .unwrap_or_else(|| Arc::new(DestShared::new(workers)));
+            shared.available.store(true, Relaxed);
             shared.weight.store(r.weight, Relaxed);
             shared.u_threshold.store(r.u_threshold, Relaxed);
             shared.l_threshold.store(r.l_threshold, Relaxed);
+            // Editing a dest clears OVERLOAD if the new upper threshold is 0 or higher (§1.1).
+            if let Some(o) = old {
+                if r.u_threshold == 0 || r.u_threshold > o.u_threshold {
+                    shared.overload.store(false, Relaxed);
+                }
+            }
+            let last_weight = if r.weight > 0 { r.weight } else { old.map_or(0, |o| o.last_weight) };
             Dest {
                 addr: r.addr,
                 port: r.port,
                 method: method(r.method),
                 weight: r.weight,
-                last_weight: r.weight,
+                last_weight,
                 u_threshold: r.u_threshold,
                 l_threshold: r.l_threshold,
-                shared: Arc::new(shared),
+                shared,
             }
         })
         .collect();
+    if let Some(p) = prev {
+        for d in p.dests.iter().filter(|d| !dests.iter().any(|n| n.addr == d.addr && n.port == d.port)) {
+            trash.put(key, d);
+        }
+    }
     // conf validated the name; wlc is ipvsadm's default.
     let kind = SchedKind::from_name(&s.scheduler).unwrap_or(SchedKind::Wlc);
     let scheduler = Scheduler::build(kind, s.flag_bits(), &dests);
     let sched_state: Box<[SchedState]> = (0..workers).map(|_| SchedState::default()).collect();
-    for st in sched_state.iter() {
-        scheduler.init_state(st);
+    for (w, st) in sched_state.iter().enumerate() {
+        match prev.filter(|p| p.scheduler.kind() == kind).and_then(|p| p.sched_state.get(w).map(|o| (p, o))) {
+            Some((p, old)) => scheduler.carry_state(old, st, &p.dests, &dests),
+            None => scheduler.init_state(st),
+        }
     }
     Service {
         key,
@@ -82,7 +146,14 @@ pub fn service(s: &conf::Service, workers: usize) -> Service {
     }
 }
 
-pub fn snapshot(cfg: &conf::Config, macs: &[[u8; 6]], workers: usize) -> Snapshot {
+/// The snapshot for `cfg`, carrying identities over from `prev`.
+pub fn snapshot(
+    cfg: &conf::Config,
+    macs: &[[u8; 6]],
+    workers: usize,
+    prev: Option<&Snapshot>,
+    trash: &mut Trash,
+) -> Snapshot {
     let mut timeouts = Timeouts::default();
     let t = cfg.ipvs.timeouts;
     timeouts.set(t.tcp, t.tcpfin, t.udp);
@@ -95,7 +166,23 @@ pub fn snapshot(cfg: &conf::Config, macs: &[[u8; 6]], workers: usize) -> Snapsho
         nat_icmp_send: i.nat_icmp_send,
         pmtu_disc: i.pmtu_disc,
     };
-    let services = cfg.service.iter().map(|s| service(s, workers)).collect();
+    let services: Vec<Service> = cfg
+        .service
+        .iter()
+        .map(|s| {
+            let key = service_key(&s.addr);
+            let p = prev.and_then(|p| p.services.iter().find(|x| x.key == key));
+            service(s, workers, p, trash)
+        })
+        .collect();
+    if let Some(p) = prev {
+        for old in p.services.iter().filter(|o| !services.iter().any(|n| n.key == o.key)) {
+            for d in &old.dests {
+                trash.put(old.key, d);
+            }
+        }
+    }
+    trash.purge();
     Snapshot::new(fib(cfg, macs), services, timeouts, knobs, owner_prefix(cfg))
 }
 

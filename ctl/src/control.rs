@@ -1,0 +1,523 @@
+//! The control side's state: the desired configuration, the published
+//! snapshot, and how each operation changes them (ipvsadm's semantics and
+//! error texts, specs/ipvs.md §6). Every change builds a whole new snapshot and
+//! publishes it atomically; a refused operation (or any refused line of a
+//! batch) leaves everything as it was.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dataplane::counters::WorkerCounters;
+use dataplane::service::DestShared;
+use dataplane::snapshot::Snapshot;
+use dataplane::worker::{ConnDump, WorkerCtl};
+
+use crate::proto::{self, ConnInfo, DestInfo, ListWhat, Op, Response, ServiceInfo, ServiceSpec, Stats, SvcKey};
+use crate::state::{self, Trash};
+
+/// Port counters, read by rvsd from DPDK (the control crate does not open ports).
+pub type PortStatsFn = Box<dyn Fn() -> Vec<proto::PortInfo> + Send + Sync>;
+
+pub struct Control {
+    pub config_path: PathBuf,
+    pub snapshot: Arc<ArcSwap<Snapshot>>,
+    pub workers: usize,
+    pub macs: Vec<[u8; 6]>,
+    pub counters: Vec<Arc<WorkerCounters>>,
+    pub worker_ctl: Vec<Arc<WorkerCtl>>,
+    pub dumps: Mutex<Receiver<(usize, Vec<ConnDump>)>>,
+    pub port_stats: PortStatsFn,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    cfg: conf::Config,
+    trash: Trash,
+    /// `-Z`: counter values at the last zeroing, per real server.
+    zero: HashMap<usize, Stats>,
+    /// Rate estimators per real server (2 s EWMA, §6.2).
+    est: HashMap<usize, Estimator>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Estimator {
+    last: Stats,
+    /// Scaled like the kernel: cps/pps << 10, bps << 5.
+    cps: u64,
+    inpps: u64,
+    outpps: u64,
+    inbps: u64,
+    outbps: u64,
+}
+
+fn err(message: impl Into<String>) -> Response {
+    // ipvsadm returns -1 from main on a kernel error: exit status 255.
+    Response::Error { message: message.into(), exit_code: 255 }
+}
+
+fn key_of(k: &SvcKey) -> conf::ServiceAddr {
+    match *k {
+        SvcKey::Addr { protocol, vip, port } => conf::ServiceAddr::Addr {
+            protocol: match protocol {
+                proto::Protocol::Tcp => conf::Protocol::Tcp,
+                proto::Protocol::Udp => conf::Protocol::Udp,
+            },
+            vip,
+            port,
+        },
+        SvcKey::Fwmark(m) => conf::ServiceAddr::Fwmark(m),
+    }
+}
+
+fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
+    match *a {
+        conf::ServiceAddr::Addr { protocol, vip, port } => SvcKey::Addr {
+            protocol: match protocol {
+                conf::Protocol::Tcp => proto::Protocol::Tcp,
+                conf::Protocol::Udp => proto::Protocol::Udp,
+            },
+            vip,
+            port,
+        },
+        conf::ServiceAddr::Fwmark(m) => SvcKey::Fwmark(m),
+    }
+}
+
+fn method_to(m: conf::Method) -> proto::Method {
+    match m {
+        conf::Method::Masq => proto::Method::Masq,
+        conf::Method::Route => proto::Method::Route,
+        conf::Method::Tunnel => proto::Method::Tunnel,
+    }
+}
+
+fn method_from(m: proto::Method) -> conf::Method {
+    match m {
+        proto::Method::Masq => conf::Method::Masq,
+        proto::Method::Route => conf::Method::Route,
+        proto::Method::Tunnel => conf::Method::Tunnel,
+    }
+}
+
+fn to_conf_service(spec: &ServiceSpec, servers: Vec<conf::Server>) -> Result<conf::Service, String> {
+    if dataplane::sched::SchedKind::from_name(&spec.scheduler).is_none() {
+        return Err(format!("Scheduler not found: ip_vs_{}.ko", spec.scheduler));
+    }
+    let addr = key_of(&spec.key);
+    if let conf::ServiceAddr::Addr { port: 0, .. } = addr {
+        if spec.persistent.is_none() {
+            return Err("Zero port specified for non-persistent service".into());
+        }
+    }
+    Ok(conf::Service {
+        addr,
+        scheduler: spec.scheduler.clone(),
+        persistent: spec.persistent,
+        netmask: spec.netmask,
+        flags: spec.flags.clone(),
+        ops: spec.ops,
+        servers,
+    })
+}
+
+impl Control {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config_path: PathBuf,
+        cfg: conf::Config,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        workers: usize,
+        macs: Vec<[u8; 6]>,
+        counters: Vec<Arc<WorkerCounters>>,
+        worker_ctl: Vec<Arc<WorkerCtl>>,
+        dumps: Receiver<(usize, Vec<ConnDump>)>,
+        port_stats: PortStatsFn,
+    ) -> Control {
+        Control {
+            config_path,
+            snapshot,
+            workers,
+            macs,
+            counters,
+            worker_ctl,
+            dumps: Mutex::new(dumps),
+            port_stats,
+            inner: Mutex::new(Inner { cfg, trash: Trash::default(), zero: HashMap::new(), est: HashMap::new() }),
+        }
+    }
+
+    /// The first snapshot, built before the workers start.
+    pub fn initial_snapshot(cfg: &conf::Config, macs: &[[u8; 6]], workers: usize) -> Snapshot {
+        state::snapshot(cfg, macs, workers, None, &mut Trash::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies one operation; the reply for the client.
+    pub fn handle(&self, op: Op) -> Response {
+        match op {
+            Op::List { what, service } => self.list(what, service),
+            Op::Version => Response::Text(format!("rvsd v{} (rvs)", crate::VERSION)),
+            Op::ConfigShow => Response::Text(conf::format_rules(&self.lock().cfg.service)),
+            Op::ConfigCheck => match conf::load(&self.config_path) {
+                Ok(c) => Response::Text(format!("{}: ok ({} service(s))", self.config_path.display(), c.service.len())),
+                Err(e) => err(e.to_string()),
+            },
+            Op::ConfigReload => self.reload(),
+            Op::Ports => self.ports(),
+            Op::Neighbors => self.neighbors(),
+            Op::StartDaemon(_) | Op::StopDaemon { .. } => err("the sync daemon is not available in this build"),
+            Op::Zero(k) => self.zero(k),
+            op => {
+                let mut inner = self.lock();
+                let mut cfg = inner.cfg.clone();
+                if let Err(e) = apply(&mut cfg, &op, &mut inner) {
+                    return err(e);
+                }
+                self.publish(&mut inner, cfg);
+                Response::Ok
+            }
+        }
+    }
+
+    /// Re-reads the configuration file and applies its services, timeouts and
+    /// knobs; ports, routes and neighbours need a restart. On any error the
+    /// running state stays as it was.
+    pub fn reload(&self) -> Response {
+        let new = match conf::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => return err(format!("reload refused: {e}")),
+        };
+        let mut inner = self.lock();
+        let old = &inner.cfg;
+        if new.port != old.port
+            || new.route != old.route
+            || new.neighbor != old.neighbor
+            || new.dataplane != old.dataplane
+        {
+            return err(
+                "reload refused: [dataplane], [[port]], [[route]] or [[neighbor]] changed; restart rvsd for those",
+            );
+        }
+        self.publish(&mut inner, new);
+        Response::Ok
+    }
+
+    fn publish(&self, inner: &mut Inner, cfg: conf::Config) {
+        let prev = self.snapshot.load();
+        let snap = state::snapshot(&cfg, &self.macs, self.workers, Some(&prev), &mut inner.trash);
+        self.snapshot.store(Arc::new(snap));
+        inner.cfg = cfg;
+    }
+
+    /// `-Z [service]`: counters have one writer each (their worker), so
+    /// zeroing records the current values as the new base, and restarts rates.
+    fn zero(&self, only: Option<SvcKey>) -> Response {
+        let snap = self.snapshot.load();
+        let mut inner = self.lock();
+        if let Some(k) = only {
+            if !snap.services.iter().any(|s| s.key == state::service_key(&key_of(&k))) {
+                return err("No such service");
+            }
+        }
+        for s in snap.services.iter().filter(|s| only.is_none_or(|k| s.key == state::service_key(&key_of(&k)))) {
+            for d in &s.dests {
+                let id = Arc::as_ptr(&d.shared) as usize;
+                let raw = raw_stats(&d.shared);
+                inner.zero.insert(id, raw);
+                inner.est.insert(id, Estimator { last: raw, ..Estimator::default() });
+            }
+        }
+        Response::Ok
+    }
+
+    fn ports(&self) -> Response {
+        let t = dataplane::counters::Totals::sum(self.counters.iter().map(|c| c.as_ref()), self.macs.len());
+        Response::Ports {
+            ports: (self.port_stats)(),
+            drops: t.drops.iter().filter(|d| d.1 > 0).map(|(r, n)| (r.as_str().to_owned(), *n)).collect(),
+        }
+    }
+
+    fn neighbors(&self) -> Response {
+        let cfg = &self.lock().cfg;
+        Response::Neighbors(
+            cfg.neighbor
+                .iter()
+                .map(|n| proto::NeighborInfo {
+                    ip: n.ip,
+                    mac: n.mac.to_string(),
+                    port: n.port.clone(),
+                    state: "static".into(),
+                })
+                .collect(),
+        )
+    }
+
+    fn list(&self, what: ListWhat, only: Option<SvcKey>) -> Response {
+        match what {
+            ListWhat::Timeouts => {
+                let t = self.snapshot.load().timeouts.triple();
+                Response::Timeouts { tcp: t.0, tcpfin: t.1, udp: t.2 }
+            }
+            ListWhat::Daemons => Response::Daemons(Vec::new()),
+            ListWhat::Conns => Response::Conns(self.conns()),
+            ListWhat::Services => {
+                let inner = self.lock();
+                let snap = self.snapshot.load();
+                let mut services = Vec::new();
+                for s in &inner.cfg.service {
+                    let key = svc_key(&s.addr);
+                    if only.is_some_and(|o| o != key) {
+                        continue;
+                    }
+                    let live = snap.services.iter().find(|x| x.key == state::service_key(&s.addr));
+                    let mut dests = Vec::new();
+                    let mut total = Stats::default();
+                    for d in live.map(|l| l.dests.as_slice()).unwrap_or(&[]) {
+                        let stats = self.dest_stats(&inner, &d.shared);
+                        add(&mut total, &stats);
+                        let r = s.servers.iter().find(|r| r.addr == d.addr && r.port == d.port);
+                        dests.push(DestInfo {
+                            spec: proto::DestSpec {
+                                addr: d.addr,
+                                port: d.port,
+                                method: r.map_or(proto::Method::Route, |r| method_to(r.method)),
+                                weight: d.weight,
+                                u_threshold: d.u_threshold,
+                                l_threshold: d.l_threshold,
+                            },
+                            activeconns: d.shared.activeconns.load(Relaxed).max(0) as u32,
+                            inactconns: d.shared.inactconns.load(Relaxed).max(0) as u32,
+                            persistconns: d.shared.persistconns.load(Relaxed).max(0) as u32,
+                            stats,
+                        });
+                    }
+                    services.push(ServiceInfo {
+                        spec: ServiceSpec {
+                            key,
+                            scheduler: s.scheduler.clone(),
+                            persistent: s.persistent,
+                            netmask: s.netmask,
+                            flags: s.flags.clone(),
+                            ops: s.ops,
+                        },
+                        dests,
+                        stats: total,
+                    });
+                }
+                if let Some(k) = only {
+                    if services.is_empty() {
+                        let _ = k;
+                        return err("No such service");
+                    }
+                }
+                Response::Services {
+                    conn_tab_size: inner.cfg.dataplane.conns_per_worker.saturating_mul(self.workers as u32),
+                    services,
+                }
+            }
+        }
+    }
+
+    /// Raw counters of one real server summed over workers, minus the `-Z` base,
+    /// with its current rates.
+    fn dest_stats(&self, inner: &Inner, d: &Arc<DestShared>) -> Stats {
+        let mut s = raw_stats(d);
+        let id = Arc::as_ptr(d) as usize;
+        if let Some(z) = inner.zero.get(&id) {
+            s.conns -= z.conns.min(s.conns);
+            s.inpkts -= z.inpkts.min(s.inpkts);
+            s.outpkts -= z.outpkts.min(s.outpkts);
+            s.inbytes -= z.inbytes.min(s.inbytes);
+            s.outbytes -= z.outbytes.min(s.outbytes);
+        }
+        if let Some(e) = inner.est.get(&id) {
+            // Reported rounded, as ip_vs_est.c does (§6.2).
+            s.cps = (e.cps + 0x1ff) >> 10;
+            s.inpps = (e.inpps + 0x1ff) >> 10;
+            s.outpps = (e.outpps + 0x1ff) >> 10;
+            s.inbps = (e.inbps + 0xf) >> 5;
+            s.outbps = (e.outbps + 0xf) >> 5;
+        }
+        s
+    }
+
+    /// Every 2 s: `avg += (rate - avg) / 4` per real server (ip_vs_est.c, §6.2).
+    pub fn estimate(&self) {
+        let snap = self.snapshot.load();
+        let mut inner = self.lock();
+        for d in snap.services.iter().flat_map(|s| s.dests.iter()) {
+            let now = raw_stats(&d.shared);
+            let e = inner.est.entry(Arc::as_ptr(&d.shared) as usize).or_default();
+            let step = |avg: &mut u64, cur: u64, last: u64, shift: u32| {
+                let rate = ((cur.saturating_sub(last)) << shift) / 2;
+                let a = *avg as i64;
+                *avg = (a + (rate as i64 - a) / 4).max(0) as u64;
+            };
+            step(&mut e.cps, now.conns, e.last.conns, 10);
+            step(&mut e.inpps, now.inpkts, e.last.inpkts, 10);
+            step(&mut e.outpps, now.outpkts, e.last.outpkts, 10);
+            step(&mut e.inbps, now.inbytes, e.last.inbytes, 5);
+            step(&mut e.outbps, now.outbytes, e.last.outbytes, 5);
+            e.last = now;
+        }
+    }
+
+    /// Runs [`Control::estimate`] every 2 s until the process exits.
+    pub fn spawn_estimator(self: &Arc<Self>) {
+        let me = self.clone();
+        std::thread::Builder::new()
+            .name("rvs-estimator".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(2));
+                me.estimate();
+            })
+            .ok();
+    }
+
+    /// Asks every worker for its connection table and merges the answers.
+    fn conns(&self) -> Vec<ConnInfo> {
+        let rx = self.dumps.lock().unwrap_or_else(|p| p.into_inner());
+        while rx.try_recv().is_ok() {}
+        for c in &self.worker_ctl {
+            c.dump_requested.store(true, Relaxed);
+        }
+        let mut out = Vec::new();
+        let mut got = 0;
+        while got < self.worker_ctl.len() {
+            match rx.recv_timeout(Duration::from_secs(2)) {
+                Ok((_, v)) => {
+                    got += 1;
+                    out.extend(v.into_iter().map(|c| ConnInfo {
+                        protocol: c.protocol.into(),
+                        expires: c.expires,
+                        state: c.state.into(),
+                        caddr: c.caddr,
+                        cport: c.cport,
+                        vaddr: c.vaddr,
+                        vport: c.vport,
+                        daddr: c.daddr,
+                        dport: c.dport,
+                    }));
+                }
+                Err(_) => break,
+            }
+        }
+        out
+    }
+}
+
+fn raw_stats(d: &DestShared) -> Stats {
+    let mut s = Stats::default();
+    for w in d.stats.iter() {
+        s.conns += w.conns.get();
+        s.inpkts += w.inpkts.get();
+        s.outpkts += w.outpkts.get();
+        s.inbytes += w.inbytes.get();
+        s.outbytes += w.outbytes.get();
+    }
+    s
+}
+
+fn add(t: &mut Stats, s: &Stats) {
+    t.conns += s.conns;
+    t.inpkts += s.inpkts;
+    t.outpkts += s.outpkts;
+    t.inbytes += s.inbytes;
+    t.outbytes += s.outbytes;
+    t.cps += s.cps;
+    t.inpps += s.inpps;
+    t.outpps += s.outpps;
+    t.inbps += s.inbps;
+    t.outbps += s.outbps;
+}
+
+/// Applies `op` to `cfg` (a copy of the desired state), with the kernel's
+/// checks and ipvsadm's texts for what it refuses.
+fn apply(cfg: &mut conf::Config, op: &Op, inner: &mut Inner) -> Result<(), String> {
+    let _ = &inner;
+    let find = |cfg: &conf::Config, k: &SvcKey| cfg.service.iter().position(|s| s.addr == key_of(k));
+    match op {
+        Op::AddService(spec) => {
+            if find(cfg, &spec.key).is_some() {
+                return Err("Service already exists".into());
+            }
+            cfg.service.push(to_conf_service(spec, Vec::new())?);
+        }
+        Op::EditService(spec) => {
+            let i = find(cfg, &spec.key).ok_or("No such service")?;
+            let servers = std::mem::take(&mut cfg.service[i].servers);
+            cfg.service[i] = to_conf_service(spec, servers)?;
+        }
+        Op::DelService(k) => {
+            let i = find(cfg, k).ok_or("No such service")?;
+            cfg.service.remove(i);
+        }
+        Op::Clear => cfg.service.clear(),
+        Op::AddDest { service, dest } | Op::EditDest { service, dest } => {
+            let i = find(cfg, service).ok_or("Service not defined")?;
+            if dest.l_threshold > dest.u_threshold && dest.u_threshold != 0 {
+                return Err("Invalid argument".into());
+            }
+            let s = &mut cfg.service[i];
+            let mut port = dest.port;
+            if let conf::ServiceAddr::Addr { port: sp, .. } = s.addr {
+                // ipvsadm forces rport = vport for -g/-i (§4.5); 0 means the service port.
+                if dest.method != proto::Method::Masq || port == 0 {
+                    port = sp;
+                }
+            }
+            let server = conf::Server {
+                addr: dest.addr,
+                port,
+                method: method_from(dest.method),
+                weight: dest.weight,
+                u_threshold: dest.u_threshold,
+                l_threshold: dest.l_threshold,
+            };
+            let existing = s.servers.iter().position(|r| r.addr == dest.addr && r.port == port);
+            match (op, existing) {
+                (Op::AddDest { .. }, Some(_)) => return Err("Destination already exists".into()),
+                (Op::AddDest { .. }, None) => s.servers.push(server),
+                (_, Some(j)) => s.servers[j] = server,
+                (_, None) => return Err("No such destination".into()),
+            }
+        }
+        Op::DelDest { service, addr, port } => {
+            let i = find(cfg, service).ok_or("Service not defined")?;
+            let s = &mut cfg.service[i];
+            let port = match s.addr {
+                conf::ServiceAddr::Addr { port: sp, .. } if *port == 0 => sp,
+                _ => *port,
+            };
+            let j = s.servers.iter().position(|r| r.addr == *addr && r.port == port).ok_or("No such destination")?;
+            s.servers.remove(j);
+        }
+        Op::SetTimeouts { tcp, tcpfin, udp } => {
+            let t = &mut cfg.ipvs.timeouts;
+            if *tcp != 0 {
+                t.tcp = *tcp;
+            }
+            if *tcpfin != 0 {
+                t.tcpfin = *tcpfin;
+            }
+            if *udp != 0 {
+                t.udp = *udp;
+            }
+        }
+        Op::Batch(ops) => {
+            for (n, o) in ops.iter().enumerate() {
+                apply(cfg, o, inner).map_err(|e| format!("line {}: {e}", n + 1))?;
+            }
+        }
+        _ => return Err("operation not supported here".into()),
+    }
+    Ok(())
+}

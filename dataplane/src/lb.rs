@@ -57,9 +57,19 @@ fn parse<B: PacketBuf>(pkt: &mut B) -> Result<Flow, DropReason> {
         let first = ip.frag_offset() == 0;
         let (sport, dport, tcp_flags) = match proto {
             PROTO_TCP | PROTO_UDP if first => {
-                let min = if proto == PROTO_TCP { 20 } else { 8 };
-                if l4.len() < min && !fragment {
-                    return Err(DropReason::L4Truncated);
+                if !fragment {
+                    // Whole datagrams must carry a sane transport header, or a junk
+                    // SYN could create a connection the transmitter then refuses.
+                    let ok = if proto == PROTO_TCP {
+                        let doff = l4.get(12).map_or(0, |b| usize::from(b >> 4) * 4);
+                        doff >= 20 && doff <= l4.len()
+                    } else {
+                        let ulen = l4.get(4..6).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+                        ulen >= 8 && ulen <= l4.len()
+                    };
+                    if !ok {
+                        return Err(DropReason::L4Truncated);
+                    }
                 }
                 match (l4.first_chunk::<4>(), l4.get(13)) {
                     (Some(p), f) => (
@@ -72,7 +82,12 @@ fn parse<B: PacketBuf>(pkt: &mut B) -> Result<Flow, DropReason> {
             }
             _ => (0, 0, 0),
         };
-        let flow = Flow { proto, src: ip.src_addr(), dst: ip.dst_addr(), sport, dport, tcp_flags, fragment };
+        let src = ip.src_addr();
+        // Linux drops martian sources before IPVS sees them (ip_route_input_slow).
+        if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
+            return Err(DropReason::MartianSource);
+        }
+        let flow = Flow { proto, src, dst: ip.dst_addr(), sport, dport, tcp_flags, fragment };
         (flow, ethernet::HEADER_LEN + ip.total_len() as usize)
     };
     pkt.trim_to(frame_len);
@@ -168,6 +183,16 @@ impl Lb {
         now: u32,
         counters: &WorkerCounters,
     ) -> Verdict {
+        // Only frames addressed to this port are ours (promiscuous devices see
+        // the whole segment); broadcast and multicast wait for the kernel path.
+        if let Some(dst) = pkt.data().first_chunk::<6>() {
+            if dst[0] & 1 != 0 {
+                return Verdict::Drop(DropReason::L2Multicast);
+            }
+            if *dst != snap.fib.port_mac(in_port) {
+                return Verdict::Drop(DropReason::NotForUs);
+            }
+        }
         if !snap.has_services() {
             return fwd::forward(pkt, &snap.fib);
         }
@@ -496,6 +521,12 @@ impl Lb {
         let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
         let (daddr, dport, method) = (c.daddr, c.dport, c.method());
         let vip = flow.dst;
+        if method != FwdMethod::Tunnel {
+            // §4.1: DF set and longer than the path MTU → frag needed, from the VIP.
+            if let Err(e) = xmit::check_mtu(pkt, PATH_MTU) {
+                return self.xmit_error(pkt, e, vip, in_port);
+            }
+        }
         match method {
             FwdMethod::Masq => {
                 if let Err(e) = xmit::nat::rewrite_in(pkt, daddr, dport) {

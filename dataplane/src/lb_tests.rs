@@ -426,9 +426,11 @@ fn unmatched_nat_replies_pass_or_get_port_unreachable_per_nat_icmp_send() {
         v
     };
     let mut r = Rig::new();
-    let (v, out) = r.send(&snap(vec![svc()], Knobs::default()), &stray, 0);
+    let s = snap(vec![svc()], Knobs::default());
+    let mut b = VecBuf::new(&stray, 128);
+    let v = r.lb.process(&mut b, 1, 0, &s, 0, &r.counters);
     assert_eq!(v, Verdict::Forward { port: 0 });
-    assert_eq!(&out[26..30], &rs(1).octets(), "passes unchanged (routed)");
+    assert_eq!(&b.into_vec()[26..30], &rs(1).octets(), "passes unchanged (routed)");
     let s = snap(vec![svc()], Knobs { nat_icmp_send: true, ..Knobs::default() });
     let mut b = VecBuf::new(&stray, 128);
     let v = r.lb.process(&mut b, 1, 0, &s, 0, &r.counters);
@@ -439,4 +441,35 @@ fn unmatched_nat_replies_pass_or_get_port_unreachable_per_nat_icmp_send() {
     assert_eq!((ip.header().source_addr(), ip.header().destination_addr()), (Ipv4Addr::new(10, 0, 2, 1), rs(1)));
     let Some(TransportSlice::Icmpv4(i)) = &p.transport else { panic!("not icmp") };
     assert_eq!((i.type_u8(), i.code_u8()), (3, 3));
+}
+
+#[test]
+fn frames_not_for_the_port_and_martians_are_counted_drops() {
+    let mut r = Rig::new();
+    let s =
+        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Masq, 1)])], Knobs::default());
+    let mut other = tcp(client(1), 1, VIP, 80, SYN);
+    other[0..6].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
+    assert_eq!(r.send(&s, &other, 0).0, Verdict::Drop(DropReason::NotForUs));
+    let mut bcast = tcp(client(1), 1, VIP, 80, SYN);
+    bcast[0..6].copy_from_slice(&[0xff; 6]);
+    assert_eq!(r.send(&s, &bcast, 0).0, Verdict::Drop(DropReason::L2Multicast));
+    for src in [Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, Ipv4Addr::new(224, 0, 0, 1), Ipv4Addr::LOCALHOST] {
+        assert_eq!(r.send(&s, &tcp(src, 1, VIP, 80, SYN), 0).0, Verdict::Drop(DropReason::MartianSource), "{src}");
+    }
+    assert!(r.lb.conns.is_empty());
+}
+
+#[test]
+fn nat_and_dr_answer_frag_needed_for_df_packets_over_the_path_mtu() {
+    for m in [FwdMethod::Masq, FwdMethod::Route] {
+        let mut r = Rig::new();
+        let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, m, 1)])], Knobs::default());
+        r.send(&s, &tcp(client(1), 7000, VIP, 80, SYN), 0);
+        let (v, out) = r.send(&s, &tcp_sized(client(1), 7000, VIP, 80, ACK, 1500 - 39, true), 0);
+        assert_eq!(v, Verdict::Forward { port: 0 }, "{m:?}");
+        assert_eq!((out[34], out[35]), (3, 4), "{m:?}: ICMP frag needed");
+        let (v, _) = r.send(&s, &tcp_sized(client(1), 7000, VIP, 80, ACK, 1500 - 40, true), 0);
+        assert_eq!(v, Verdict::Forward { port: 1 }, "{m:?}: exactly the MTU fits");
+    }
 }

@@ -62,6 +62,9 @@ drop_reasons! {
     IcmpBadChecksum => "icmp_bad_checksum", "A related ICMP error with a wrong checksum (§4.7).";
     IcmpSuppressed => "icmp_suppressed", "An ICMP error was due but RFC 1122 forbids sending it.";
     HandoffFull => "handoff_full", "The ring to the worker that owns the flow was full.";
+    MartianSource => "martian_source", "Source 0.0.0.0, loopback, multicast or broadcast (Linux drops these before IPVS).";
+    NotForUs => "not_for_us", "Unicast frame to another MAC (seen in promiscuous mode).";
+    L2Multicast => "l2_multicast", "Broadcast or multicast frame (no kernel exception path in this build).";
 }
 
 impl std::fmt::Display for DropReason {

@@ -2,6 +2,7 @@
 //! `rvsadm` CLI, so the two can never drift apart.
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod control;
 pub mod proto;
 pub mod server;

@@ -115,6 +115,10 @@ fn run(config_path: &Path, cfg: &conf::Config) -> Result<()> {
         }
     }
 
+    // One rvsd per control socket: refuse before touching EAL or the ports.
+    if !replay && std::os::unix::net::UnixStream::connect(&cfg.control.socket).is_ok() {
+        anyhow::bail!("{}: another rvsd is running (its control socket answers)", cfg.control.socket.display());
+    }
     let plan = eal_args::plan(config_path, cfg, &allowed_cpus());
     println!("rvsd {} ({}) starting: config {}", env!("CARGO_PKG_VERSION"), env!("RVS_GIT_REV"), config_path.display());
     if let Some((lcores, cpus)) = plan.shared_cores {

@@ -105,7 +105,7 @@ fn method_from(m: proto::Method) -> conf::Method {
 
 fn to_conf_service(spec: &ServiceSpec, servers: Vec<conf::Server>) -> Result<conf::Service, String> {
     if dataplane::sched::SchedKind::from_name(&spec.scheduler).is_none() {
-        return Err(format!("Scheduler not found: ip_vs_{}.ko", spec.scheduler));
+        return Err("Scheduler or persistence engine not found".into());
     }
     let addr = key_of(&spec.key);
     if let conf::ServiceAddr::Addr { port: 0, .. } = addr {
@@ -312,11 +312,8 @@ impl Control {
                         stats: total,
                     });
                 }
-                if let Some(k) = only {
-                    if services.is_empty() {
-                        let _ = k;
-                        return err("No such service");
-                    }
+                if only.is_some() && services.is_empty() {
+                    return Response::Error { message: "No such service".into(), exit_code: 1 };
                 }
                 Response::Services {
                     conn_tab_size: inner.cfg.dataplane.conns_per_worker.saturating_mul(self.workers as u32),
@@ -463,8 +460,9 @@ fn apply(cfg: &mut conf::Config, op: &Op, inner: &mut Inner) -> Result<(), Strin
         Op::Clear => cfg.service.clear(),
         Op::AddDest { service, dest } | Op::EditDest { service, dest } => {
             let i = find(cfg, service).ok_or("Service not defined")?;
-            if dest.l_threshold > dest.u_threshold && dest.u_threshold != 0 {
-                return Err("Invalid argument".into());
+            // The kernel refuses l_threshold > u_threshold with ERANGE (§0).
+            if dest.l_threshold > dest.u_threshold {
+                return Err("Numerical result out of range".into());
             }
             let s = &mut cfg.service[i];
             let mut port = dest.port;
@@ -513,8 +511,10 @@ fn apply(cfg: &mut conf::Config, op: &Op, inner: &mut Inner) -> Result<(), Strin
             }
         }
         Op::Batch(ops) => {
-            for (n, o) in ops.iter().enumerate() {
-                apply(cfg, o, inner).map_err(|e| format!("line {}: {e}", n + 1))?;
+            // -R stops at the first refused line and nothing is applied;
+            // ipvsadm prints the bare reason.
+            for o in ops {
+                apply(cfg, o, inner)?;
             }
         }
         _ => return Err("operation not supported here".into()),

@@ -24,11 +24,10 @@ pub fn init(args: &[String]) -> Result<(), EalError> {
     // (cargs is alive until the end of this function; EAL copies what it keeps).
     let rc = unsafe { dpdk_sys::rte_eal_init(argv.len() as c_int, argv.as_mut_ptr()) };
     if rc < 0 {
-        return Err(EalError(format!(
-            "EAL initialisation failed: {} (EAL arguments: {})",
-            super::last_error(),
-            args[1..].join(" ")
-        )));
+        // SAFETY: rte_errno is a per-thread variable; reading it has no precondition.
+        let errno = unsafe { dpdk_sys::rvs_rte_errno() };
+        let why = if errno == 0 { "see the EAL messages above".to_owned() } else { super::strerror(errno) };
+        return Err(EalError(format!("EAL initialisation failed: {why} (EAL arguments: {})", args[1..].join(" "))));
     }
     Ok(())
 }

@@ -1,0 +1,203 @@
+//! The real rvsadm binary against a running rvsd: ipvsadm command lines from
+//! the LVS literature, output compared with the exact text ipvsadm prints
+//! (specs/ipvs.md §6.2), errors and exit codes, -S/-R round trip, atomic
+//! restore, the ipvsadm symlink, and a second rvsd refused on the same socket.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{wait_with_deadline, RVSD};
+
+/// rvsadm is the ctl crate's binary, built beside rvsd by `cargo build
+/// --workspace` (scripts/test does that first).
+fn rvsadm() -> PathBuf {
+    let p = Path::new(RVSD).with_file_name("rvsadm");
+    assert!(p.exists(), "{} missing: run `cargo build --workspace` (scripts/test does)", p.display());
+    p
+}
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        common::lvs::write_pcap(&d.join("in.pcap"), &[]);
+        std::fs::write(
+            d.join("rvs.toml"),
+            format!(
+                r#"
+[dataplane]
+eal_args = ["--no-huge", "-m", "256", "--no-pci", "--log-level=lib.eal:warning"]
+mbufs = 2048
+poll_idle_us = 200
+conns_per_worker = 4096
+[[port]]
+name = "p0"
+device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out.pcap"
+addresses = ["10.0.1.1/24"]
+[control]
+socket = "{d}/rvsd.sock"
+"#,
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(RVSD)
+            .arg("--config")
+            .arg(d.join("rvs.toml"))
+            .stdout(std::fs::File::create(d.join("rvsd.log")).unwrap())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while !d.join("rvsd.sock").exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no socket: {}",
+                std::fs::read_to_string(d.join("rvsd.log")).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon { dir, child: Some(child) }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("rvsd.sock")
+    }
+
+    fn run_as(&self, prog: &Path, args: &str, stdin: Option<&str>) -> Output {
+        let mut c = Command::new(prog);
+        c.args(args.split_whitespace()).env("RVS_SOCKET", self.socket());
+        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(text) = stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        wait_with_deadline(child, Duration::from_secs(10), "rvsadm")
+    }
+
+    /// Runs `rvsadm ARGS`; asserts success and returns stdout.
+    fn ok(&self, args: &str) -> String {
+        let o = self.run_as(&rvsadm(), args, None);
+        assert!(o.status.success(), "rvsadm {args}: {:?}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = wait_with_deadline(c, Duration::from_secs(20), "rvsd");
+        }
+    }
+}
+
+#[test]
+fn ipvsadm_lines_from_the_literature_work_and_list_exactly() {
+    let d = Daemon::start();
+    d.ok("-A -t 192.168.7.250:80 -s rr -p 60");
+    d.ok("-a -t 192.168.7.250:80 -r 10.0.1.11:80 -g");
+    d.ok("-a -t 192.168.7.250:80 -r 10.0.1.12:80 -g -w 2");
+    d.ok("-A -t 172.16.0.113:2100 -s wlc");
+    d.ok("-a -t 172.16.0.113:2100 -r 172.16.0.114:2100 -m -w 3");
+    d.ok("-e -t 172.16.0.113:2100 -r 172.16.0.114:2100 -w 0");
+    d.ok("-A -f 10 -s wrr -p");
+    d.ok("-a -f 10 -r 10.0.1.13:0 -m");
+    d.ok("--set 28800 30 300");
+    let expected = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  172.16.0.113:2100 wlc
+  -> 172.16.0.114:2100            Route   0      0          0         
+TCP  192.168.7.250:80 rr persistent 60
+  -> 10.0.1.11:80                 Route   1      0          0         
+  -> 10.0.1.12:80                 Route   2      0          0         
+FWM  10 wrr persistent 360
+  -> 10.0.1.13:0                  Masq    1      0          0         
+";
+    // -e without -m resets the forwarding method to -g (full replacement, §6.1).
+    assert_eq!(d.ok("-Ln"), expected);
+    assert_eq!(d.ok("-L -n"), expected);
+    assert_eq!(d.ok("-L --timeout"), "Timeout (tcp tcpfin udp): 28800 30 300\n");
+    assert_eq!(
+        d.ok("-Lnc"),
+        "IPVS connection entries\npro expire state       source             virtual            destination\n"
+    );
+    // The ipvsadm symlink behaves identically.
+    let link = d.dir.path().join("ipvsadm");
+    std::os::unix::fs::symlink(rvsadm(), &link).unwrap();
+    let o = d.run_as(&link, "-Ln", None);
+    assert_eq!(String::from_utf8(o.stdout).unwrap(), expected);
+}
+
+#[test]
+fn errors_have_ipvsadm_texts_and_exit_codes() {
+    let d = Daemon::start();
+    d.ok("-A -t 10.0.0.1:80 -s rr");
+    let o = d.run_as(&rvsadm(), "-A -t 10.0.0.1:80 -s rr", None);
+    assert_eq!(o.status.code(), Some(255));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "Service already exists\n");
+    let o = d.run_as(&rvsadm(), "-a -t 10.0.0.9:80 -r 10.0.1.11", None);
+    assert_eq!(o.status.code(), Some(255));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "Service not defined\n");
+    let o = d.run_as(&rvsadm(), "-A -t 10.0.0.2:0 -s rr", None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Zero port specified for non-persistent service"));
+    // A malformed request on the socket gets an error and the daemon carries on.
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    s.write_all(b"{this is not json\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    assert!(line.contains("malformed request"), "{line}");
+    assert!(d.ok("-Ln").contains("TCP  10.0.0.1:80 rr"));
+}
+
+#[test]
+fn save_and_restore_round_trip_and_restore_is_atomic() {
+    let d = Daemon::start();
+    let rules = "\
+-A -t 10.0.0.1:80 -s wlc
+-a -t 10.0.0.1:80 -r 192.168.10.1:80 -m -w 1
+-A -t 10.0.0.1:443 -s rr -p 360 -M 255.255.255.0
+-a -t 10.0.0.1:443 -r 192.168.10.1:443 -g -w 1
+-A -u 10.0.0.1:53 -s rr -o
+-A -f 1 -s sh -b sh-fallback,sh-port
+-a -f 1 -r 192.168.10.1:0 -i -w 1 --tun-type ipip
+";
+    let o = d.run_as(&rvsadm(), "-R", Some(rules));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(d.ok("-S -n"), rules);
+    // A bad line anywhere aborts the whole restore: nothing changes.
+    let bad = "-A -t 10.0.0.2:80 -s rr\n-a -t 10.0.0.9:80 -r 10.0.1.1:80\n";
+    let o = d.run_as(&rvsadm(), "-R", Some(bad));
+    assert!(!o.status.success());
+    assert_eq!(d.ok("-S -n"), rules, "nothing of the failed restore was applied");
+    d.ok("-C");
+    assert_eq!(d.ok("-S -n"), "");
+}
+
+#[test]
+fn a_second_rvsd_on_the_same_socket_is_refused() {
+    let d = Daemon::start();
+    let o = Command::new(RVSD).arg("--config").arg(d.dir.path().join("rvs.toml")).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("another rvsd is running"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The first one still answers.
+    d.ok("-Ln");
+}

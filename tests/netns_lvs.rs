@@ -12,6 +12,7 @@ use common::{wait_with_deadline, Guard, Topo, RVSD};
 const VIP: &str = "10.0.0.100";
 
 struct Lvs {
+    socket: std::path::PathBuf,
     topo: Topo,
     _servers: Vec<Guard>,
     rvsd: Option<std::process::Child>,
@@ -113,7 +114,7 @@ socket = "{d}/rvsd.sock"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Lvs { topo, _servers: servers, rvsd: Some(rvsd), log, _dir: dir }
+        Lvs { socket: dir.path().join("rvsd.sock"), topo, _servers: servers, rvsd: Some(rvsd), log, _dir: dir }
     }
 
     /// One HTTP request from the client to the VIP; the server's name.
@@ -127,6 +128,19 @@ socket = "{d}/rvsd.sock"
             .unwrap();
         assert!(out.status.success(), "curl: {}\n{}", String::from_utf8_lossy(&out.stderr), self.stop_log());
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// `rvsadm ARGS` against this rvsd (run from the root namespace: the
+    /// control socket is a file).
+    fn rvsadm(&self, args: &str) -> String {
+        let bin = std::path::Path::new(RVSD).with_file_name("rvsadm");
+        let out = std::process::Command::new(bin)
+            .args(args.split_whitespace())
+            .env("RVS_SOCKET", &self.socket)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "rvsadm {args}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
     }
 
     fn stop_log(&self) -> String {
@@ -160,6 +174,29 @@ fn nat_rr_alternates_between_real_servers() {
     let lvs = Lvs::start("nat", &service("masq", ""), false);
     let answers: Vec<String> = (0..10).map(|_| lvs.curl()).collect();
     assert!(alternates(&answers), "{answers:?}");
+    // The director's view, as an operator reads it (specs §6.2).
+    let conns = lvs.rvsadm("-Lnc");
+    let rows: Vec<&str> = conns.lines().skip(2).collect();
+    assert_eq!(rows.len(), 10, "{conns}");
+    for r in &rows {
+        let f: Vec<&str> = r.split_whitespace().collect();
+        assert_eq!(f[0], "TCP", "{r}");
+        assert!(f[3].starts_with("10.0.1.2:"), "{r}");
+        assert_eq!(f[4], "10.0.0.100:80", "{r}");
+        assert!(f[5] == "10.0.2.11:80" || f[5] == "10.0.2.12:80", "{r}");
+    }
+    let stats = lvs.rvsadm("-Ln --stats");
+    let svc: Vec<&str> =
+        stats.lines().find(|l| l.starts_with("TCP  10.0.0.100:80")).unwrap().split_whitespace().collect();
+    assert_eq!(svc[2], "10", "Conns: {stats}");
+    assert!(svc[3].parse::<u64>().unwrap() >= 50 && svc[4].parse::<u64>().unwrap() >= 40, "In/OutPkts: {stats}");
+    // -Z zeroes the counters (the connections stay).
+    lvs.rvsadm("-Z");
+    let stats = lvs.rvsadm("-Ln --stats");
+    let svc: Vec<&str> =
+        stats.lines().find(|l| l.starts_with("TCP  10.0.0.100:80")).unwrap().split_whitespace().collect();
+    assert_eq!(&svc[2..], ["0", "0", "0", "0", "0"], "{stats}");
+    assert_eq!(lvs.rvsadm("-Lnc").lines().count(), 12);
     let log = lvs.stop();
     assert!(log.contains("conns created 10"), "{log}");
 }

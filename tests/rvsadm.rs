@@ -201,3 +201,54 @@ fn a_second_rvsd_on_the_same_socket_is_refused() {
     // The first one still answers.
     d.ok("-Ln");
 }
+
+#[test]
+fn config_reload_applies_services_and_keeps_state_on_errors() {
+    let d = Daemon::start();
+    let cfg = d.dir.path().join("rvs.toml");
+    let base = std::fs::read_to_string(&cfg).unwrap();
+    let svc = "\n[[service]]\nprotocol = \"udp\"\naddress = \"10.0.0.5:53\"\nscheduler = \"rr\"\n[[service.server]]\naddress = \"10.0.1.21:53\"\nmethod = \"masq\"\n";
+    std::fs::write(&cfg, format!("{base}{svc}")).unwrap();
+    d.ok("config reload");
+    assert!(d.ok("-Ln").contains("UDP  10.0.0.5:53 rr\n  -> 10.0.1.21:53                 Masq    1      0          0"));
+    // A broken file is refused with its reason; the running state stays.
+    std::fs::write(&cfg, format!("{base}{svc}\n[[service]]\nprotocol = \"tcp\"\naddress = \"10.0.0.6:0\"\n")).unwrap();
+    let o = d.run_as(&rvsadm(), "config reload", None);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Zero port specified for non-persistent service"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(d.ok("-Ln").contains("UDP  10.0.0.5:53 rr"));
+    // SIGHUP does the same as `rvsadm config reload`.
+    std::fs::write(&cfg, &base).unwrap();
+    let pid = d.child.as_ref().unwrap().id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let started = Instant::now();
+    while d.ok("-Ln").contains("10.0.0.5") {
+        assert!(started.elapsed() < Duration::from_secs(5), "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::fs::read_to_string(d.dir.path().join("rvsd.log")).unwrap().contains("SIGHUP: configuration reloaded"));
+}
+
+#[test]
+fn zeroing_counters_and_json_listings() {
+    let d = Daemon::start();
+    d.ok("-A -t 10.0.0.1:80 -s rr");
+    d.ok("-a -t 10.0.0.1:80 -r 10.0.1.11:80 -m");
+    d.ok("-Z");
+    let stats = d.ok("-Ln --stats");
+    assert_eq!(
+        stats,
+        "IP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes\n\
+         \x20 -> RemoteAddress:Port\n\
+         TCP  10.0.0.1:80                         0        0        0        0        0\n\
+         \x20 -> 10.0.1.11:80                        0        0        0        0        0\n"
+    );
+    let json = d.ok("-Ln --json");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["services"]["services"][0]["dests"][0]["spec"]["addr"], "10.0.1.11", "{json}");
+}

@@ -185,6 +185,9 @@ impl Lb {
     ) -> Verdict {
         // Only frames addressed to this port are ours (promiscuous devices see
         // the whole segment); broadcast and multicast wait for the kernel path.
+        if pkt.data().len() < ethernet::HEADER_LEN {
+            return Verdict::Drop(DropReason::EthTruncated);
+        }
         if let Some(dst) = pkt.data().first_chunk::<6>() {
             if dst[0] & 1 != 0 {
                 return Verdict::Drop(DropReason::L2Multicast);

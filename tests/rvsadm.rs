@@ -252,3 +252,26 @@ fn zeroing_counters_and_json_listings() {
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["services"]["services"][0]["dests"][0]["spec"]["addr"], "10.0.1.11", "{json}");
 }
+
+#[test]
+fn many_clients_at_once() {
+    let d = Daemon::start();
+    d.ok("-A -u 10.0.0.1:53 -s rr");
+    let handles: Vec<_> = (0..16u8)
+        .map(|i| {
+            let sock = d.socket();
+            std::thread::spawn(move || {
+                let run = |args: String| {
+                    Command::new(rvsadm()).args(args.split_whitespace()).env("RVS_SOCKET", &sock).output().unwrap()
+                };
+                let add = run(format!("-a -u 10.0.0.1:53 -r 10.0.1.{}:53 -m", 10 + i));
+                let list = run("-Ln".to_owned());
+                (add.status.success(), list.status.success())
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), (true, true));
+    }
+    assert_eq!(d.ok("-Ln").lines().filter(|l| l.contains("Masq")).count(), 16);
+}

@@ -8,9 +8,10 @@ use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{wait_with_deadline, Guard, Topo, RVSD};
+use common::director::Director;
+use common::{wait_with_deadline, Guard, Topo};
 use ctl::proto::{DestSpec, Method, Op, Protocol, Request, Response, ServiceSpec, SvcKey};
 
 fn request(socket: &Path, op: Op) -> Response {
@@ -58,71 +59,11 @@ fn established_streams_survive_hundreds_of_changes() {
                 .unwrap(),
         ));
     }
-    let sock = dir.path().join("rvsd.sock");
-    let cfg = dir.path().join("rvs.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[dataplane]
-eal_args = ["--no-huge", "-m", "512", "--no-pci", "--log-level=lib.eal:warning"]
-mbufs = 8192
-poll_idle_us = 20
-[[port]]
-name = "client"
-device = "net_af_packet0,iface=p0"
-addresses = ["10.0.1.1/24"]
-[[port]]
-name = "servers"
-device = "net_af_packet1,iface=p1"
-addresses = ["10.0.2.1/24"]
-[[neighbor]]
-ip = "10.0.1.2"
-mac = "02:00:00:00:01:02"
-port = "client"
-[[neighbor]]
-ip = "10.0.2.11"
-mac = "02:00:00:00:02:0b"
-port = "servers"
-[[neighbor]]
-ip = "10.0.2.12"
-mac = "02:00:00:00:02:0c"
-port = "servers"
-[control]
-socket = "{}"
-[[service]]
-protocol = "tcp"
-address = "10.0.0.100:80"
-scheduler = "rr"
-[[service.server]]
-address = "10.0.2.11:80"
-method = "masq"
-[[service.server]]
-address = "10.0.2.12:80"
-method = "masq"
-"#,
-            sock.display()
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("rvsd.log");
-    let rvsd = topo
-        .cmd("dir", RVSD)
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("control socket") {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "rvsd did not start: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let services = "[[service]]\nprotocol = \"tcp\"\naddress = \"10.0.0.100:80\"\nscheduler = \"rr\"\n\
+                    [[service.server]]\naddress = \"10.0.2.11:80\"\nmethod = \"masq\"\n\
+                    [[service.server]]\naddress = \"10.0.2.12:80\"\nmethod = \"masq\"\n";
+    let rvsd = Director::start(&topo, dir.path(), 1, 2, services);
+    let sock = rvsd.socket.clone();
     // Four slow downloads (about 4 s each) through the VIP.
     let downloads: Vec<(std::process::Child, std::path::PathBuf)> = (0..4)
         .map(|i| {
@@ -173,14 +114,11 @@ method = "masq"
     assert!(applied >= 600);
     for (i, (child, out)) in downloads.into_iter().enumerate() {
         let st = wait_with_deadline(child, Duration::from_secs(60), "curl").status;
-        assert!(st.success(), "download {i} failed\n{}", std::fs::read_to_string(&log).unwrap());
+        assert!(st.success(), "download {i} failed\n{}", rvsd.log_text());
         let got = std::fs::read(&out).unwrap();
         assert!(got == blob, "download {i}: {} bytes, content differs", got.len());
     }
-    let _ = std::process::Command::new("kill").args(["-TERM", &rvsd.id().to_string()]).status();
-    let out = wait_with_deadline(rvsd, Duration::from_secs(20), "rvsd");
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(out.status.success(), "{text}");
+    let text = rvsd.stop();
     assert!(!Path::new(&sock).exists(), "socket removed on exit");
     assert!(text.contains("conns created 4"), "{text}");
 }

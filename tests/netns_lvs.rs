@@ -5,18 +5,16 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use common::{wait_with_deadline, Guard, Topo, RVSD};
+use common::director::Director;
+use common::{Guard, Topo};
 
 const VIP: &str = "10.0.0.100";
 
 struct Lvs {
-    socket: std::path::PathBuf,
     topo: Topo,
     _servers: Vec<Guard>,
-    rvsd: Option<std::process::Child>,
-    log: std::path::PathBuf,
+    rvsd: Director,
     _dir: tempfile::TempDir,
 }
 
@@ -52,69 +50,8 @@ impl Lvs {
                     .unwrap(),
             ));
         }
-        let cfg = dir.path().join("rvs.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                r#"
-[dataplane]
-eal_args = ["--no-huge", "-m", "512", "--no-pci", "--log-level=lib.eal:warning"]
-mbufs = 8192
-poll_idle_us = 20
-
-[[port]]
-name = "client"
-device = "net_af_packet0,iface=p0"
-addresses = ["10.0.1.1/24"]
-
-[[port]]
-name = "servers"
-device = "net_af_packet1,iface=p1"
-addresses = ["10.0.2.1/24"]
-
-[[neighbor]]
-ip = "10.0.1.2"
-mac = "02:00:00:00:01:02"
-port = "client"
-
-[[neighbor]]
-ip = "10.0.2.11"
-mac = "02:00:00:00:02:0b"
-port = "servers"
-
-[[neighbor]]
-ip = "10.0.2.12"
-mac = "02:00:00:00:02:0c"
-port = "servers"
-
-[control]
-socket = "{d}/rvsd.sock"
-
-{services}
-"#,
-                d = dir.path().display()
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("rvsd.log");
-        let rvsd = topo
-            .cmd("dir", RVSD)
-            .arg("--config")
-            .arg(&cfg)
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while !std::fs::read_to_string(&log).unwrap_or_default().contains("forwarding on") {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "rvsd did not start: {}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Lvs { socket: dir.path().join("rvsd.sock"), topo, _servers: servers, rvsd: Some(rvsd), log, _dir: dir }
+        let rvsd = Director::start(&topo, dir.path(), 1, 2, services);
+        Lvs { topo, _servers: servers, rvsd, _dir: dir }
     }
 
     /// One HTTP request from the client to the VIP; the server's name.
@@ -126,34 +63,16 @@ socket = "{d}/rvsd.sock"
             .arg(format!("http://{VIP}/"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "curl: {}\n{}", String::from_utf8_lossy(&out.stderr), self.stop_log());
+        assert!(out.status.success(), "curl: {}\n{}", String::from_utf8_lossy(&out.stderr), self.rvsd.log_text());
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
-    /// `rvsadm ARGS` against this rvsd (run from the root namespace: the
-    /// control socket is a file).
     fn rvsadm(&self, args: &str) -> String {
-        let bin = std::path::Path::new(RVSD).with_file_name("rvsadm");
-        let out = std::process::Command::new(bin)
-            .args(args.split_whitespace())
-            .env("RVS_SOCKET", &self.socket)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "rvsadm {args}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
+        self.rvsd.rvsadm(args)
     }
 
-    fn stop_log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(mut self) -> String {
-        let child = self.rvsd.take().unwrap();
-        let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let out = wait_with_deadline(child, Duration::from_secs(20), "rvsd");
-        let log = self.stop_log();
-        assert!(out.status.success(), "rvsd exit {:?}\n{log}", out.status);
-        log
+    fn stop(self) -> String {
+        self.rvsd.stop()
     }
 }
 

@@ -4,10 +4,10 @@
 //! with SIGTERM and must exit 0 having counted the traffic.
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use common::{port_counts, wait_with_deadline, Guard, Topo, RVSD};
+use common::director::Director;
+use common::{port_counts, Guard, Topo};
 
 #[test]
 fn tcp_through_rvsd_on_af_packet() {
@@ -39,62 +39,8 @@ fn tcp_through_rvsd(workers: usize) {
             .spawn()
             .unwrap(),
     );
-    let cfg = dir.path().join("rvs.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[dataplane]
-eal_args = ["--no-huge", "-m", "512", "--no-pci", "--log-level=lib.eal:warning"]
-mbufs = 8192
-poll_idle_us = 20
-workers = {workers}
-
-[[port]]
-name = "client"
-device = "net_af_packet0,iface=p0,qpairs={workers}"
-addresses = ["10.0.1.1/24"]
-
-[[port]]
-name = "servers"
-device = "net_af_packet1,iface=p1,qpairs={workers}"
-addresses = ["10.0.2.1/24"]
-
-[[neighbor]]
-ip = "10.0.1.2"
-mac = "02:00:00:00:01:02"
-port = "client"
-
-[[neighbor]]
-ip = "10.0.2.11"
-mac = "02:00:00:00:02:0b"
-port = "servers"
-
-[control]
-socket = "{dir}/rvsd.sock"
-"#,
-            dir = dir.path().display()
-        ),
-    )
-    .unwrap();
-    let log = dir.path().join("rvsd.log");
-    let rvsd = topo
-        .cmd("dir", RVSD)
-        .arg("--config")
-        .arg(&cfg)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("forwarding on") {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "rvsd did not start: {}",
-            std::fs::read_to_string(&log).unwrap()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let rvsd = Director::start(&topo, dir.path(), workers, 1, "");
+    let log_text = rvsd.log_text();
     // The server needs a moment to bind; retry the first request briefly.
     let fetch = |n: usize| {
         let out = dir.path().join(format!("got{n}"));
@@ -109,7 +55,6 @@ socket = "{dir}/rvsd.sock"
         std::fs::read(&out).unwrap()
     };
     if workers > 1 {
-        let log_text = std::fs::read_to_string(&log).unwrap();
         assert!(log_text.contains(&format!("{workers} rx / {workers} tx queue(s)")), "{log_text}");
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         if cpus < workers + 1 {
@@ -124,12 +69,7 @@ socket = "{dir}/rvsd.sock"
     }
 
     // SIGTERM: clean shutdown, exit 0, counters printed.
-    let st = Command::new("kill").args(["-TERM", &rvsd.id().to_string()]).status().unwrap();
-    assert!(st.success());
-    let out = wait_with_deadline(rvsd, Duration::from_secs(20), "rvsd after SIGTERM");
-    let stdout = std::fs::read_to_string(&log).unwrap();
-    assert!(out.status.success(), "rvsd exit {:?}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("rvsd: stopped after"), "{stdout}");
+    let stdout = rvsd.stop();
     // 9 MiB went server -> client: at least that many bytes left on the client port.
     let [c_rx, _, _, c_tx_bytes] = port_counts(&stdout, "client");
     let [s_rx, s_rx_bytes, _, _] = port_counts(&stdout, "servers");

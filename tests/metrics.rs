@@ -1,0 +1,212 @@
+//! The `[metrics]` endpoint of a running rvsd, scraped with a real HTTP
+//! client (curl, installed by scripts/setup): the series a service and a
+//! real server added with rvsadm produce, the connection-table and timeout
+//! figures, the drop-reason line format, refused paths and methods, and a
+//! listen address that is taken.
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{wait_with_deadline, RVSD};
+
+/// rvsadm is the ctl crate's binary, built beside rvsd by `cargo build
+/// --workspace` (scripts/test does that first).
+fn rvsadm() -> PathBuf {
+    let p = Path::new(RVSD).with_file_name("rvsadm");
+    assert!(p.exists(), "{} missing: run `cargo build --workspace` (scripts/test does)", p.display());
+    p
+}
+
+/// A port nothing listens on right now (the kernel's pick for port 0).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Writes the config of an rvsd on an empty net_pcap port, with its control
+/// socket and metrics endpoint.
+fn write_config(d: &Path, metrics_port: u16) -> PathBuf {
+    common::lvs::write_pcap(&d.join("in.pcap"), &[]);
+    let path = d.join("rvs.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[dataplane]
+eal_args = ["--no-huge", "-m", "256", "--no-pci", "--log-level=lib.eal:warning"]
+mbufs = 2048
+poll_idle_us = 200
+conns_per_worker = 4096
+[[port]]
+name = "p0"
+device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out.pcap"
+addresses = ["10.0.1.1/24"]
+[control]
+socket = "{d}/rvsd.sock"
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+"#,
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    url: String,
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = free_port();
+        let config = write_config(d, port);
+        let child = Command::new(RVSD)
+            .arg("--config")
+            .arg(config)
+            .stdout(std::fs::File::create(d.join("rvsd.log")).unwrap())
+            .stderr(std::fs::File::create(d.join("rvsd.err")).unwrap())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon { dir, child: Some(child), url: format!("http://127.0.0.1:{port}") };
+        // The endpoint opens after the control socket; wait for both.
+        let started = Instant::now();
+        while !d.join("rvsd.sock").exists() || daemon.curl(&["-o", "/dev/null", "/metrics"]).1 != 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no metrics endpoint at {}:\n{}{}",
+                daemon.url,
+                std::fs::read_to_string(d.join("rvsd.log")).unwrap(),
+                std::fs::read_to_string(d.join("rvsd.err")).unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    /// Runs `curl -s ARGS` with the last argument a path on the endpoint:
+    /// stdout and curl's exit code.
+    fn curl(&self, args: &[&str]) -> (String, i32) {
+        let (path, opts) = args.split_last().unwrap();
+        let child = Command::new("curl")
+            .args(["-s", "--max-time", "10"])
+            .args(opts)
+            .arg(format!("{}{path}", self.url))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("curl (installed by scripts/setup)");
+        let o = wait_with_deadline(child, Duration::from_secs(15), "curl");
+        (String::from_utf8(o.stdout).unwrap(), o.status.code().unwrap_or(-1))
+    }
+
+    fn rvsadm(&self, args: &str) {
+        let child = Command::new(rvsadm())
+            .args(args.split_whitespace())
+            .env("RVS_SOCKET", self.dir.path().join("rvsd.sock"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let o = wait_with_deadline(child, Duration::from_secs(10), "rvsadm");
+        assert!(o.status.success(), "rvsadm {args}: {:?}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = wait_with_deadline(c, Duration::from_secs(20), "rvsd");
+        }
+    }
+}
+
+fn assert_line(body: &str, line: &str) {
+    assert!(body.lines().any(|l| l == line), "no line `{line}` in:\n{body}");
+}
+
+#[test]
+fn a_scrape_shows_services_servers_tables_and_drops() {
+    let d = Daemon::start();
+    d.rvsadm("-A -t 10.0.0.1:80 -s rr");
+    d.rvsadm("-a -t 10.0.0.1:80 -r 10.0.1.11:80 -m -w 3");
+    d.rvsadm("-A -f 10 -s wrr -p");
+    d.rvsadm("--set 900 120 300");
+
+    let (out, code) = d.curl(&["-D", "-", "/metrics"]);
+    assert_eq!(code, 0, "curl failed");
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("\r\nContent-Type: text/plain; version=0.0.4"), "{head}");
+
+    let svc = r#"service="tcp 10.0.0.1:80""#;
+    let srv = r#"service="tcp 10.0.0.1:80",server="10.0.1.11:80",method="masq""#;
+    for line in [
+        "# TYPE rvs_service_connections_total counter".to_owned(),
+        format!("rvs_service_connections_total{{{svc}}} 0"),
+        format!("rvs_service_packets_total{{{svc},direction=\"in\"}} 0"),
+        format!("rvs_service_bytes_total{{{svc},direction=\"out\"}} 0"),
+        r#"rvs_service_connections_total{service="fwmark 10"} 0"#.to_owned(),
+        r#"rvs_service_info{service="fwmark 10",scheduler="wrr"} 1"#.to_owned(),
+        "# TYPE rvs_server_weight gauge".to_owned(),
+        format!("rvs_server_weight{{{srv}}} 3"),
+        format!("rvs_server_active_connections{{{srv}}} 0"),
+        format!("rvs_server_inactive_connections{{{srv}}} 0"),
+        format!("rvs_server_persistent_connections{{{srv}}} 0"),
+        format!("rvs_server_connections_total{{{srv}}} 0"),
+        "rvs_conn_table_size 4096".to_owned(),
+        r#"rvs_conn_table_entries{worker="0"} 0"#.to_owned(),
+        r#"rvs_connections_created_total{worker="0"} 0"#.to_owned(),
+        r#"rvs_port_packets_total{port="p0",direction="rx"} 0"#.to_owned(),
+        r#"rvs_port_errors_total{port="p0",direction="tx"} 0"#.to_owned(),
+        r#"rvs_timeout_seconds{state="tcp"} 900"#.to_owned(),
+        r#"rvs_timeout_seconds{state="tcpfin"} 120"#.to_owned(),
+        r#"rvs_timeout_seconds{state="udp"} 300"#.to_owned(),
+        "# TYPE rvs_drops_total counter".to_owned(),
+        r#"rvs_drops_total{reason="no_route"} 0"#.to_owned(),
+    ] {
+        assert_line(body, &line);
+    }
+    // Every drop reason, each on a line of its own: rvs_drops_total{reason="snake_case"} N.
+    let drops: Vec<&str> = body.lines().filter(|l| l.starts_with("rvs_drops_total")).collect();
+    assert!(drops.len() > 10, "{drops:?}");
+    for l in drops {
+        let reason = l.strip_prefix("rvs_drops_total{reason=\"").and_then(|r| r.split_once("\"} ")).unwrap_or_else(|| {
+            panic!("malformed drop line `{l}`");
+        });
+        assert!(reason.0.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{l}");
+        reason.1.parse::<u64>().unwrap_or_else(|_| panic!("malformed count in `{l}`"));
+    }
+
+    // Removing the server removes its series.
+    d.rvsadm("-d -t 10.0.0.1:80 -r 10.0.1.11:80");
+    let (body, _) = d.curl(&["/metrics"]);
+    assert!(!body.contains("10.0.1.11"), "{body}");
+    assert_line(&body, &format!("rvs_service_connections_total{{{svc}}} 0"));
+
+    let status = |args: &[&str]| d.curl(&[&["-o", "/dev/null", "-w", "%{http_code}"], args].concat()).0;
+    assert_eq!(status(&["/other"]), "404");
+    assert_eq!(status(&["-X", "POST", "/metrics"]), "405");
+    assert_eq!(status(&["-I", "/metrics"]), "200");
+}
+
+#[test]
+fn a_taken_listen_address_stops_rvsd_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = write_config(dir.path(), port);
+    let out = common::run_rvsd(&config, Duration::from_secs(30));
+    assert!(!out.status.success(), "rvsd started with its metrics port taken");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("metrics"), "{err}");
+    assert!(!dir.path().join("rvsd.sock").exists(), "the control socket was left behind");
+}

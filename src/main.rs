@@ -343,6 +343,17 @@ fn forward(
         }
     };
 
+    if let Some(addr) = cfg.metrics.listen {
+        if let Err(e) = ctl::metrics::serve(addr, control.clone()) {
+            stop.all.store(true, Ordering::SeqCst);
+            for l in &lcores {
+                dpdk::wait_lcore(*l);
+            }
+            anyhow::bail!("{e}");
+        }
+        println!("rvsd: metrics at http://{addr}/metrics");
+    }
+
     // Wait for a signal, or in replay mode for every rx pcap to be consumed.
     let sum = || Totals::sum(counters.iter().map(|c| c.as_ref()), ports.len());
     let mut last_rx = 0;
@@ -353,7 +364,8 @@ fn forward(
         if RELOAD.swap(false, Ordering::SeqCst) {
             match control.reload() {
                 ctl::proto::Response::Ok => println!("rvsd: SIGHUP: configuration reloaded"),
-                r => println!("rvsd: SIGHUP: {r:?}"),
+                ctl::proto::Response::Error { message, .. } => println!("rvsd: SIGHUP: {message}"),
+                r => println!("rvsd: SIGHUP: unexpected reply {r:?}"),
             }
         }
         if replay {

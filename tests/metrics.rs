@@ -64,9 +64,9 @@ struct Daemon {
 impl Daemon {
     fn start() -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
+        let d = dir.path().to_path_buf();
         let port = free_port();
-        let config = write_config(d, port);
+        let config = write_config(&d, port);
         let child = Command::new(RVSD)
             .arg("--config")
             .arg(config)
@@ -179,11 +179,11 @@ fn a_scrape_shows_services_servers_tables_and_drops() {
     let drops: Vec<&str> = body.lines().filter(|l| l.starts_with("rvs_drops_total")).collect();
     assert!(drops.len() > 10, "{drops:?}");
     for l in drops {
-        let reason = l.strip_prefix("rvs_drops_total{reason=\"").and_then(|r| r.split_once("\"} ")).unwrap_or_else(|| {
+        let Some((reason, n)) = l.strip_prefix("rvs_drops_total{reason=\"").and_then(|r| r.split_once("\"} ")) else {
             panic!("malformed drop line `{l}`");
-        });
-        assert!(reason.0.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{l}");
-        reason.1.parse::<u64>().unwrap_or_else(|_| panic!("malformed count in `{l}`"));
+        };
+        assert!(reason.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{l}");
+        n.parse::<u64>().unwrap_or_else(|_| panic!("malformed count in `{l}`"));
     }
 
     // Removing the server removes its series.

@@ -3,7 +3,7 @@
 //! numbers are in range.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::device::Device;
@@ -45,6 +45,7 @@ pub struct Config {
     pub route: Vec<Route>,
     pub neighbor: Vec<Neighbor>,
     pub control: Control,
+    pub metrics: Metrics,
     pub ipvs: Ipvs,
     /// Virtual services: the `[[service]]` tables in file order, then (after
     /// `load`) those of the `[ipvs] rules` file in file order.
@@ -77,10 +78,10 @@ pub struct Dataplane {
     pub conns_per_worker: u32,
     /// Flows are owned by workers by a hash of the client address masked to
     /// this prefix length (1..=32), so every connection and persistence
-    /// template of one client lives on one worker. A persistent service whose
-    /// netmask is coarser than this (say /24 with the default 32) would split
-    /// one client subnet over several workers, each with its own template,
-    /// so clients of that subnet could be sent to different real servers.
+    /// template of one client lives on one worker. rvsd widens it at start to
+    /// the widest netmask of the persistent services configured then, and
+    /// keeps it while it runs (changing it would move flows between
+    /// workers): set it to the widest netmask you will ever use with `-M`.
     pub owner_prefix: u8,
 }
 
@@ -159,6 +160,14 @@ impl Default for Control {
     fn default() -> Self {
         Control { socket: PathBuf::from(DEFAULT_SOCKET), group: None }
     }
+}
+
+/// The `[metrics]` table: where rvsd serves Prometheus text metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// `None` (the default): no metrics endpoint. Never port 0, so scrapers
+    /// can be pointed at a known address.
+    pub listen: Option<SocketAddr>,
 }
 
 /// The `[ipvs]` table: IPVS sysctls (specs/ipvs.md §9) with the kernel's

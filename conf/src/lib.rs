@@ -18,6 +18,9 @@
 //! device = "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap"
 //! addresses = ["10.0.0.2/24"]
 //!
+//! [metrics]
+//! listen = "127.0.0.1:9469"      # optional; Prometheus text at /metrics
+//!
 //! [ipvs]
 //! rules = "ipvsadm.rules"        # optional; `ipvsadm -S` format
 //! [ipvs.timeouts]
@@ -48,8 +51,8 @@ mod validate;
 use std::path::Path;
 
 pub use config::{
-    Config, Control, Dataplane, Ipvs, Method, Neighbor, Port, Protocol, Route, Server, Service, ServiceAddr, Timeouts,
-    DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER, DEFAULT_SOCKET,
+    Config, Control, Dataplane, Ipvs, Method, Metrics, Neighbor, Port, Protocol, Route, Server, Service, ServiceAddr,
+    Timeouts, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER, DEFAULT_SOCKET,
     MAX_CONNS_PER_WORKER, MAX_PORT_NAME, MAX_THRESHOLD, MAX_TIMEOUT, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS,
     SCHEDULERS, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
 };
@@ -178,6 +181,8 @@ port = "p0"
 [control]
 socket = "/run/rvs/rvsd.sock"
 group = "adm"
+[metrics]
+listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
 "#;
 
     fn err(text: &str) -> String {
@@ -217,6 +222,7 @@ group = "adm"
                 port: "p0".into(),
             }],
             control: Control { socket: PathBuf::from("/run/rvs/rvsd.sock"), group: Some("adm".into()) },
+            metrics: Metrics { listen: Some("127.0.0.1:9469".parse().unwrap()) },
             ipvs: Ipvs::default(),
             service: vec![],
         };
@@ -272,7 +278,7 @@ group = "adm"
         assert_eq!(
             err("[routes]\n"),
             "rvs.toml:1:2: routes: unknown key (valid keys: dataplane, port, route, neighbor, \
-             control, ipvs, service)"
+             control, metrics, ipvs, service)"
         );
         assert_eq!(
             err("[[route]]\nprefix = \"0.0.0.0/0\"\ngw = \"10.0.0.1\"\n"),

@@ -23,6 +23,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub neighbor: Vec<S<RawNeighbor>>,
     pub control: Option<RawControl>,
+    pub metrics: Option<RawMetrics>,
     pub ipvs: Option<RawIpvs>,
     #[serde(default)]
     pub service: Vec<S<RawService>>,
@@ -70,6 +71,12 @@ pub(crate) struct RawNeighbor {
 pub(crate) struct RawControl {
     pub socket: Option<S<String>>,
     pub group: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub listen: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -1,20 +1,20 @@
 //! Turns the spanned schema into a [`Config`], applying defaults and every
 //! semantic check. Checks run in file order (dataplane, ports, routes,
-//! neighbours, control, then checks that span sections) and the first
+//! neighbours, control, metrics, then checks that span sections) and the first
 //! failure is returned, pointing at the offending value.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 mod ipvs;
 
 use crate::config::{
-    Config, Control, Dataplane, Neighbor, Port, Route, Service, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS,
+    Config, Control, Dataplane, Metrics, Neighbor, Port, Route, Service, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS,
     DEFAULT_SOCKET, MAX_CONNS_PER_WORKER, MAX_PORT_NAME, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS,
 };
 use crate::device::Device;
 use crate::error::{ConfError, Reporter};
-use crate::schema::{Int, RawConfig, RawControl, RawDataplane, RawNeighbor, RawPort, RawRoute, S};
+use crate::schema::{Int, RawConfig, RawControl, RawDataplane, RawMetrics, RawNeighbor, RawPort, RawRoute, S};
 use crate::types::{Ipv4Cidr, Ipv4Prefix, MacAddr};
 
 /// Longest unix socket path (sun_path is 108 bytes including the NUL).
@@ -62,6 +62,7 @@ impl Validator<'_> {
         }
 
         let control = self.control(raw.control.unwrap_or_default())?;
+        let metrics = self.metrics(raw.metrics.unwrap_or_default())?;
 
         let (ipvs, rules_at) = self.ipvs(raw.ipvs.unwrap_or_default())?;
 
@@ -92,8 +93,16 @@ impl Validator<'_> {
             }
         }
 
-        let config =
-            Config { dataplane, port: ports, route: routes, neighbor: neighbors, control, ipvs, service: services };
+        let config = Config {
+            dataplane,
+            port: ports,
+            route: routes,
+            neighbor: neighbors,
+            control,
+            metrics,
+            ipvs,
+            service: services,
+        };
         Ok((config, Positions { rules_at, services: where_defined }))
     }
 
@@ -416,6 +425,29 @@ impl Validator<'_> {
         };
         Ok(Control { socket, group })
     }
+
+    fn metrics(&self, raw: RawMetrics) -> Result<Metrics, ConfError> {
+        let Some(v) = raw.listen else { return Ok(Metrics::default()) };
+        let addr: SocketAddr = v.get_ref().parse().map_err(|_| {
+            self.invalid(
+                &v,
+                "metrics.listen",
+                format!(
+                    "\"{}\" is not a listen address (expected ADDRESS:PORT like 127.0.0.1:9469 \
+                     or [::1]:9469)",
+                    v.get_ref()
+                ),
+            )
+        })?;
+        if addr.port() == 0 {
+            return Err(self.invalid(
+                &v,
+                "metrics.listen",
+                format!("port 0 would pick a random port no scraper knows; give a fixed one like {}:9469", addr.ip()),
+            ));
+        }
+        Ok(Metrics { listen: Some(addr) })
+    }
 }
 
 #[cfg(test)]
@@ -729,5 +761,41 @@ mod tests {
         );
         let c = parse("[control]\nsocket = \"/tmp/r.sock\"\n", "x").unwrap();
         assert_eq!(c.control.socket, std::path::PathBuf::from("/tmp/r.sock"));
+    }
+
+    #[test]
+    fn metrics_rules() {
+        assert_eq!(parse("", "x").unwrap().metrics.listen, None);
+        assert_eq!(parse("[metrics]\n", "x").unwrap().metrics.listen, None);
+        let c = parse("[metrics]\nlisten = \"127.0.0.1:9469\"\n", "x").unwrap();
+        assert_eq!(c.metrics.listen, Some("127.0.0.1:9469".parse().unwrap()));
+        let c = parse("[metrics]\nlisten = \"[::1]:9469\"\n", "x").unwrap();
+        assert_eq!(c.metrics.listen, Some("[::1]:9469".parse().unwrap()));
+
+        assert_eq!(
+            err("[metrics]\nlisten = \"127.0.0.1\"\n"),
+            "rvs.toml:2:10: metrics.listen: \"127.0.0.1\" is not a listen address (expected \
+             ADDRESS:PORT like 127.0.0.1:9469 or [::1]:9469)"
+        );
+        assert_eq!(
+            err("[metrics]\nlisten = \"localhost:9469\"\n"),
+            "rvs.toml:2:10: metrics.listen: \"localhost:9469\" is not a listen address (expected \
+             ADDRESS:PORT like 127.0.0.1:9469 or [::1]:9469)"
+        );
+        assert_eq!(
+            err("[metrics]\nlisten = \"127.0.0.1:70000\"\n"),
+            "rvs.toml:2:10: metrics.listen: \"127.0.0.1:70000\" is not a listen address (expected \
+             ADDRESS:PORT like 127.0.0.1:9469 or [::1]:9469)"
+        );
+        assert_eq!(
+            err("[metrics]\nlisten = \"0.0.0.0:0\"\n"),
+            "rvs.toml:2:10: metrics.listen: port 0 would pick a random port no scraper knows; give \
+             a fixed one like 0.0.0.0:9469"
+        );
+        assert_eq!(
+            err("[metrics]\nlisten = 9469\n"),
+            "rvs.toml:2:10: metrics.listen: invalid type: integer `9469`, expected a string"
+        );
+        assert_eq!(err("[metrics]\nport = 9469\n"), "rvs.toml:2:1: metrics.port: unknown key (valid keys: listen)");
     }
 }

@@ -200,9 +200,11 @@ impl Control {
             || new.route != old.route
             || new.neighbor != old.neighbor
             || new.dataplane != old.dataplane
+            || new.control != old.control
+            || new.metrics != old.metrics
         {
             return err(
-                "reload refused: [dataplane], [[port]], [[route]] or [[neighbor]] changed; restart rvsd for those",
+                "reload refused: [dataplane], [[port]], [[route]], [[neighbor]], [control] or [metrics] changed; restart rvsd for those",
             );
         }
         self.publish(&mut inner, new);

@@ -183,7 +183,10 @@ pub fn snapshot(
         }
     }
     trash.purge();
-    Snapshot::new(fib(cfg, macs), services, timeouts, knobs, owner_prefix(cfg))
+    // Which worker owns a client must not change while rvsd runs (flows would
+    // lose their connections): the prefix chosen at start stays.
+    let prefix = prev.map_or_else(|| owner_prefix(cfg), |p| p.owner_prefix);
+    Snapshot::new(fib(cfg, macs), services, timeouts, knobs, prefix)
 }
 
 /// The prefix that decides which worker owns a client's flows: the configured

@@ -284,13 +284,15 @@ impl Lb {
             }
             return Err(DropReason::DestUnavailable);
         }
-        if syn && c.control == crate::conn::NIL {
-            // §3.3 connection reuse for uncontrolled connections.
-            let mode = snap.knobs.conn_reuse_mode;
+        let mode = snap.knobs.conn_reuse_mode;
+        if syn && mode != 0 {
+            // §3.3 (ip_vs_in_hook, is_new_conn_expected): any nonzero mode reuses
+            // an uncontrolled connection in TIME_WAIT or CLOSE; the value 2 adds
+            // FIN_WAIT without output (DR/TUN).
             let st = c.tcp_state();
-            let reuse = mode & 1 != 0
+            let reuse = c.control == crate::conn::NIL
                 && (matches!(st, TcpState::TimeWait | TcpState::Close)
-                    || (mode & 4 != 0 && st == TcpState::FinWait && c.flags & cf::NOOUTPUT != 0));
+                    || (mode & 2 != 0 && st == TcpState::FinWait && c.flags & cf::NOOUTPUT != 0));
             let quiesced = snap.knobs.expire_nodest_conn
                 && c.dest.as_ref().is_some_and(|d| d.weight.load(std::sync::atomic::Ordering::Relaxed) == 0);
             if reuse || quiesced {

@@ -473,3 +473,22 @@ fn nat_and_dr_answer_frag_needed_for_df_packets_over_the_path_mtu() {
         assert_eq!(v, Verdict::Forward { port: 1 }, "{m:?}: exactly the MTU fits");
     }
 }
+
+#[test]
+fn conn_reuse_mode_2_also_reuses_fin_wait_without_output() {
+    // DR: the director sees only the client's side; ES + FIN → FIN_WAIT (INPUT_ONLY).
+    for (mode, reschedule) in [(1u8, false), (2, true), (3, true), (0, false)] {
+        let mut r = Rig::new();
+        let d = vec![dest(2, 80, FwdMethod::Route, 1), dest(1, 80, FwdMethod::Route, 1)];
+        let s = snap(
+            vec![service(tcp_svc(80), SchedKind::Rr, None, d)],
+            Knobs { conn_reuse_mode: mode, ..Knobs::default() },
+        );
+        let (_, out) = r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 0);
+        let first = Rig::server_of(&out);
+        r.send(&s, &tcp(client(1), 1000, VIP, 80, ACK), 0);
+        r.send(&s, &tcp(client(1), 1000, VIP, 80, FIN | ACK), 0);
+        let (_, out) = r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 1);
+        assert_eq!(Rig::server_of(&out) != first, reschedule, "conn_reuse_mode {mode}");
+    }
+}

@@ -339,11 +339,11 @@ impl Control {
         }
         if let Some(e) = inner.est.get(&id) {
             // Reported rounded, as ip_vs_est.c does (§6.2).
-            s.cps = (e.cps + 0x1ff) >> 10;
-            s.inpps = (e.inpps + 0x1ff) >> 10;
-            s.outpps = (e.outpps + 0x1ff) >> 10;
-            s.inbps = (e.inbps + 0xf) >> 5;
-            s.outbps = (e.outbps + 0xf) >> 5;
+            s.cps = rate_of(e.cps, 10);
+            s.inpps = rate_of(e.inpps, 10);
+            s.outpps = rate_of(e.outpps, 10);
+            s.inbps = rate_of(e.inbps, 5);
+            s.outbps = rate_of(e.outbps, 5);
         }
         s
     }
@@ -355,16 +355,11 @@ impl Control {
         for d in snap.services.iter().flat_map(|s| s.dests.iter()) {
             let now = raw_stats(&d.shared);
             let e = inner.est.entry(Arc::as_ptr(&d.shared) as usize).or_default();
-            let step = |avg: &mut u64, cur: u64, last: u64, shift: u32| {
-                let rate = ((cur.saturating_sub(last)) << shift) / 2;
-                let a = *avg as i64;
-                *avg = (a + (rate as i64 - a) / 4).max(0) as u64;
-            };
-            step(&mut e.cps, now.conns, e.last.conns, 10);
-            step(&mut e.inpps, now.inpkts, e.last.inpkts, 10);
-            step(&mut e.outpps, now.outpkts, e.last.outpkts, 10);
-            step(&mut e.inbps, now.inbytes, e.last.inbytes, 5);
-            step(&mut e.outbps, now.outbytes, e.last.outbytes, 5);
+            ewma_step(&mut e.cps, now.conns, e.last.conns, 10);
+            ewma_step(&mut e.inpps, now.inpkts, e.last.inpkts, 10);
+            ewma_step(&mut e.outpps, now.outpkts, e.last.outpkts, 10);
+            ewma_step(&mut e.inbps, now.inbytes, e.last.inbytes, 5);
+            ewma_step(&mut e.outbps, now.outbytes, e.last.outbytes, 5);
             e.last = now;
         }
     }
@@ -411,6 +406,20 @@ impl Control {
         }
         out
     }
+}
+
+/// One 2 s estimator step (ip_vs_est.c, §6.2): the rate over the interval,
+/// scaled by `shift` bits, folded in as `avg += (rate - avg) / 4`.
+fn ewma_step(avg: &mut u64, cur: u64, last: u64, shift: u32) {
+    let rate = (cur.saturating_sub(last) << shift) / 2;
+    let a = *avg as i64;
+    *avg = (a + (rate as i64 - a) / 4).max(0) as u64;
+}
+
+/// A scaled average as `ipvsadm --rate` prints it (rounded, §6.2).
+fn rate_of(avg: u64, shift: u32) -> u64 {
+    let half = (1u64 << shift) / 2 - 1;
+    (avg + half) >> shift
 }
 
 fn raw_stats(d: &DestShared) -> Stats {
@@ -522,4 +531,36 @@ fn apply(cfg: &mut conf::Config, op: &Op, inner: &mut Inner) -> Result<(), Strin
         _ => return Err("operation not supported here".into()),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_follow_the_kernel_estimator() {
+        // A steady 1000 packets/s: the average climbs by a quarter of the gap
+        // each 2 s step and reaches the rate.
+        let (mut avg, mut total) = (0u64, 0u64);
+        let mut shown = Vec::new();
+        for _ in 0..30 {
+            let last = total;
+            total += 2000;
+            ewma_step(&mut avg, total, last, 10);
+            shown.push(rate_of(avg, 10));
+        }
+        // 1000 << 10 = 1024000: 256000, 448000, 592000, 700000 → (x + 511) >> 10.
+        assert_eq!(&shown[..4], &[250, 437, 578, 684]);
+        assert_eq!(*shown.last().unwrap(), 1000);
+        // Traffic stops: the rate decays towards 0.
+        for _ in 0..40 {
+            ewma_step(&mut avg, total, total, 10);
+        }
+        assert_eq!(rate_of(avg, 10), 0);
+        // Rounding as ip_vs_est.c: (x + 0x1FF) >> 10 and (x + 0xF) >> 5.
+        assert_eq!(rate_of(0x1ff, 10), 0);
+        assert_eq!(rate_of(0x201, 10), 1);
+        assert_eq!(rate_of(0xf, 5), 0);
+        assert_eq!(rate_of(0x11, 5), 1);
+    }
 }

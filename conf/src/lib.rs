@@ -41,6 +41,7 @@
 mod config;
 mod device;
 mod error;
+pub mod iptables;
 pub mod ipvsadm;
 mod locate;
 mod schema;
@@ -58,6 +59,7 @@ pub use config::{
 };
 pub use device::{is_pci_address, Device};
 pub use error::ConfError;
+pub use iptables::{format_rule, parse_command, parse_rule, MarkCommand, MarkRule};
 pub use ipvsadm::{format_rules, parse_rules};
 pub use types::{Ipv4Cidr, Ipv4Prefix, MacAddr, ValueError};
 

@@ -12,6 +12,7 @@
 
 pub mod buf;
 pub mod checksum;
+pub mod classify;
 pub mod clock;
 pub mod conn;
 pub mod counters;

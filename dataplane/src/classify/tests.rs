@@ -1,0 +1,331 @@
+//! Classifier tests: frames built with etherparse for `Key::parse`, golden
+//! rule cases, and property tests against the linear evaluator.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn tcp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst, 64)
+        .tcp(sport, dport, 1, 1000);
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    v
+}
+
+fn udp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(src, dst, 64)
+        .udp(sport, dport);
+    let mut v = Vec::new();
+    b.write(&mut v, &[1, 2, 3]).unwrap();
+    v
+}
+
+fn ip(a: [u8; 4]) -> u32 {
+    u32::from_be_bytes(a)
+}
+
+fn mark(v: u32) -> Action {
+    Action::Mark { value: v, mask: u32::MAX }
+}
+
+fn dports(ranges: &[(u16, u16)]) -> PortMatch {
+    PortMatch { ranges: ranges.to_vec(), negate: false }
+}
+
+#[test]
+fn key_of_tcp_udp_and_others() {
+    let k = Key::parse(&tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1234, 80)).unwrap();
+    assert_eq!(
+        (k.src, k.dst, k.proto, k.sport, k.dport, k.len),
+        (ip([1, 2, 3, 4]), ip([10, 0, 0, 100]), 6, 1234, 80, 40)
+    );
+    let k = Key::parse(&udp_frame([1, 2, 3, 4], [10, 0, 0, 100], 53, 5353)).unwrap();
+    assert_eq!((k.proto, k.sport, k.dport, k.len), (17, 53, 5353, 31));
+    // ARP and IPv6 never reach iptables.
+    let mut arp = tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1, 2);
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(Key::parse(&arp), None);
+    // Truncated IPv4 (total length past the frame): ip_rcv drops it.
+    let f = tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1, 2);
+    assert_eq!(Key::parse(&f[..30]), None);
+    // ICMP: no ports.
+    let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+        .icmpv4_echo_request(1, 1);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0; 8]).unwrap();
+    let k = Key::parse(&v).unwrap();
+    assert_eq!((k.proto, k.sport, k.dport), (1, NO_PORT, NO_PORT));
+}
+
+#[test]
+fn key_of_fragments_and_vlan() {
+    let mut f = tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1234, 80);
+    // First fragment (MF, offset 0): ports are there.
+    f[20] = 0x20;
+    assert_eq!(Key::parse(&f).unwrap().dport, 80);
+    // Non-first fragment: no ports, even though the bytes look like ports.
+    f[20] = 0x00;
+    f[21] = 0x10;
+    assert_eq!(Key::parse(&f).unwrap().dport, NO_PORT);
+    // One 802.1Q tag is looked through.
+    let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+        .single_vlan(etherparse::VlanId::try_new(7).unwrap())
+        .ipv4([1, 1, 1, 1], [2, 2, 2, 2], 9)
+        .udp(5, 6);
+    let mut v = Vec::new();
+    b.write(&mut v, &[]).unwrap();
+    assert_eq!(Key::parse(&v).unwrap().dport, 6);
+}
+
+#[test]
+fn short_tcp_header_has_no_ports() {
+    let f = tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1234, 80);
+    let mut g = f[..14 + 20 + 8].to_vec();
+    g[16..18].copy_from_slice(&28u16.to_be_bytes()); // total length 28
+    assert_eq!(Key::parse(&g).unwrap().sport, NO_PORT);
+}
+
+#[test]
+fn last_mark_wins_and_return_stops() {
+    let rules = vec![
+        Rule { dst: Some(Prefix { addr: ip([10, 0, 0, 100]), len: 32, negate: false }), ..Rule::any(mark(1)) },
+        Rule {
+            proto: Some(ProtoMatch { proto: 6, negate: false }),
+            dport: vec![dports(&[(80, 80), (443, 443)])],
+            l4: true,
+            ..Rule::any(mark(10))
+        },
+        Rule { src: Some(Prefix { addr: ip([192, 168, 0, 0]), len: 16, negate: false }), ..Rule::any(Action::Return) },
+        Rule::any(Action::Mark { value: 0x100, mask: 0x100 }),
+    ];
+    let c = Classifier::build(&rules);
+    let cases = [
+        (tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1000, 80), 0x10a),
+        (tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1000, 22), 0x101),
+        (tcp_frame([192, 168, 3, 4], [10, 0, 0, 100], 1000, 443), 10),
+        (udp_frame([1, 2, 3, 4], [10, 0, 0, 9], 1000, 443), 0x100),
+    ];
+    for (f, want) in &cases {
+        assert_eq!(c.classify(f, 0), *want);
+        let k = Key::parse(f).unwrap();
+        assert_eq!(classify_linear(&rules, &k, 0, |_| {}), *want);
+    }
+    // Non-IPv4: no rule at all, not even the unconditional one.
+    let mut arp = cases[0].0.clone();
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(c.classify(&arp, 0), 0);
+}
+
+#[test]
+fn mark_operations_compose_like_xt_mark() {
+    // --set-mark 0x5/0xf, --and-mark 0xfe, --or-mark 0x30, --xor-mark 0x1.
+    let rules = vec![
+        Rule::any(Action::Mark { value: 0xff00, mask: u32::MAX }),
+        Rule::any(Action::Mark { value: 0x5, mask: 0xf | 0x5 }),
+        Rule::any(Action::Mark { value: 0, mask: !0xfe }),
+        Rule::any(Action::Mark { value: 0x30, mask: 0x30 }),
+        Rule::any(Action::Mark { value: 0x1, mask: 0 }),
+    ];
+    let c = Classifier::build(&rules);
+    let f = tcp_frame([1, 2, 3, 4], [5, 6, 7, 8], 1, 2);
+    // 0xff00 -> 0xff05 -> 0x04 -> 0x34 -> 0x35
+    assert_eq!(c.classify(&f, 0), 0x35);
+}
+
+#[test]
+fn counters_and_multiport_either_counted_once() {
+    let rules = vec![
+        Rule {
+            proto: Some(ProtoMatch { proto: 6, negate: false }),
+            ports: vec![dports(&[(80, 80)])],
+            l4: true,
+            ..Rule::any(mark(7))
+        },
+        Rule { in_port: Some(InPortMatch { ports: vec![1], negate: true }), ..Rule::any(Action::Count) },
+    ];
+    let c = Classifier::build(&rules);
+    let mut ctr = vec![RuleCounter::default(); 2];
+    // Both ports 80: both sub-rules match, counted once.
+    let f = tcp_frame([1, 2, 3, 4], [5, 6, 7, 8], 80, 80);
+    assert_eq!(c.classify_counted(&f, 0, &mut ctr), 7);
+    assert_eq!(c.classify_counted(&f, 1, &mut ctr), 7);
+    let g = tcp_frame([1, 2, 3, 4], [5, 6, 7, 8], 81, 82);
+    assert_eq!(c.classify_counted(&g, 0, &mut ctr), 0);
+    assert_eq!(ctr, vec![RuleCounter { packets: 2, bytes: 80 }, RuleCounter { packets: 2, bytes: 80 }]);
+    // A short counter slice is not an error.
+    assert_eq!(c.classify_counted(&f, 0, &mut []), 7);
+}
+
+#[test]
+fn port_conditions_fail_without_ports_even_negated() {
+    let rules = vec![
+        Rule { dport: vec![PortMatch { ranges: vec![(80, 80)], negate: true }], ..Rule::any(mark(1)) },
+        Rule {
+            l4: true,
+            proto: Some(ProtoMatch { proto: 6, negate: false }),
+            ..Rule::any(Action::Mark { value: 2, mask: 2 })
+        },
+    ];
+    let c = Classifier::build(&rules);
+    let mut f = tcp_frame([1, 2, 3, 4], [5, 6, 7, 8], 1, 2);
+    assert_eq!(c.classify(&f, 0), 3);
+    f[21] = 0x10; // non-first fragment
+    assert_eq!(c.classify(&f, 0), 0);
+}
+
+#[test]
+fn empty_and_unconditional() {
+    let f = tcp_frame([1, 2, 3, 4], [5, 6, 7, 8], 1, 2);
+    assert_eq!(Classifier::build(&[]).classify(&f, 0), 0);
+    assert_eq!(Classifier::build(&[Rule::any(mark(9))]).classify(&f, 3), 9);
+}
+
+// ---- property tests against the linear evaluator ----
+
+fn arb_prefix() -> impl Strategy<Value = Option<Prefix>> {
+    prop_oneof![
+        2 => Just(None),
+        3 => (prop::sample::select(vec![ip([10, 0, 0, 0]), ip([10, 0, 0, 100]), ip([10, 0, 1, 7]), ip([192, 168, 0, 1]), 0, u32::MAX]),
+              prop::sample::select(vec![0u8, 8, 16, 24, 30, 31, 32]), any::<bool>())
+            .prop_map(|(addr, len, negate)| Some(Prefix { addr, len, negate })),
+        // Spread over the whole space: many intervals (the block index).
+        1 => (any::<u32>(), 1u8..=32, any::<bool>()).prop_map(|(addr, len, negate)| Some(Prefix { addr, len, negate })),
+    ]
+}
+
+fn arb_ports() -> impl Strategy<Value = PortMatch> {
+    let port = prop_oneof![4 => prop::sample::select(vec![0u16, 1, 79, 80, 81, 443, 1024, 8080, 65534, 65535]), 1 => any::<u16>()];
+    (prop::collection::vec((port.clone(), port), 1..4), any::<bool>())
+        .prop_map(|(ranges, negate)| PortMatch { ranges, negate })
+}
+
+fn arb_action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        6 => (any::<u32>(), prop::sample::select(vec![u32::MAX, 0xff, 0, 0xf0f0])).prop_map(|(value, mask)| Action::Mark { value, mask }),
+        1 => Just(Action::Return),
+        1 => Just(Action::Accept),
+        1 => Just(Action::Count),
+    ]
+}
+
+fn arb_rule() -> impl Strategy<Value = Rule> {
+    (
+        arb_prefix(),
+        arb_prefix(),
+        prop::option::of((prop::sample::select(vec![1u8, 6, 17, 47]), any::<bool>())),
+        any::<bool>(),
+        prop::collection::vec(arb_ports(), 0..2),
+        prop::collection::vec(arb_ports(), 0..2),
+        prop::collection::vec(arb_ports(), 0..2),
+        prop::option::of((prop::collection::vec(0u16..4, 0..3), any::<bool>())),
+        arb_action(),
+    )
+        .prop_map(|(src, dst, proto, l4, sport, dport, ports, inp, action)| Rule {
+            src,
+            dst,
+            proto: proto.map(|(proto, negate)| ProtoMatch { proto, negate }),
+            l4,
+            sport,
+            dport,
+            ports,
+            in_port: inp.map(|(ports, negate)| InPortMatch { ports, negate }),
+            action,
+        })
+}
+
+fn arb_key() -> impl Strategy<Value = (Key, u16)> {
+    let addr = prop_oneof![
+        3 => prop::sample::select(vec![ip([10, 0, 0, 0]), ip([10, 0, 0, 100]), ip([10, 0, 0, 101]), ip([10, 0, 1, 7]), ip([10, 0, 1, 6]), ip([192, 168, 0, 1]), 0, u32::MAX]),
+        1 => any::<u32>(),
+    ];
+    let port = prop_oneof![
+        3 => prop::sample::select(vec![0u32, 1, 79, 80, 81, 443, 1024, 8080, 65534, 65535, NO_PORT]),
+        1 => 0u32..=65535,
+    ];
+    (addr.clone(), addr, prop::sample::select(vec![1u8, 6, 17, 47, 0]), port.clone(), port, 0u16..5).prop_map(
+        |(src, dst, proto, sport, dport, in_port)| {
+            // Ports come together: both or neither.
+            let dport = if sport == NO_PORT {
+                NO_PORT
+            } else if dport == NO_PORT {
+                0
+            } else {
+                dport
+            };
+            (Key { src, dst, proto, sport, dport, len: 60 }, in_port)
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn matches_linear(rules in prop::collection::vec(arb_rule(), 0..40), keys in prop::collection::vec(arb_key(), 1..40)) {
+        let c = Classifier::build(&rules);
+        for (k, in_port) in &keys {
+            let mut want = Vec::new();
+            let mut got = Vec::new();
+            let m1 = classify_linear(&rules, k, *in_port, |i| want.push(i));
+            let m2 = c.classify_key(k, *in_port, |i| got.push(i));
+            prop_assert_eq!(m2, m1, "key {:?} in_port {}", k, in_port);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn many_rules_match_linear(rules in prop::collection::vec(arb_rule(), 100..300), keys in prop::collection::vec(arb_key(), 1..20)) {
+        // Over 64 and 4,096 bits the words and chunks wrap.
+        let mut rules = rules;
+        let n = rules.len();
+        rules.extend(rules.clone().into_iter().cycle().take(4200 - n.min(4200)).map(|mut r| {
+            if r.action == Action::Return || r.action == Action::Accept { r.action = Action::Count; }
+            r
+        }));
+        let c = Classifier::build(&rules);
+        for (k, in_port) in &keys {
+            let mut want = Vec::new();
+            let mut got = Vec::new();
+            let m1 = classify_linear(&rules, k, *in_port, |i| want.push(i));
+            let m2 = c.classify_key(k, *in_port, |i| got.push(i));
+            prop_assert_eq!(m2, m1);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn classify_never_panics(rules in prop::collection::vec(arb_rule(), 0..10), frame in prop::collection::vec(any::<u8>(), 0..80)) {
+        let c = Classifier::build(&rules);
+        let _ = c.classify(&frame, 0);
+    }
+}
+
+#[test]
+fn build_10k_is_quick() {
+    let mut rules = Vec::new();
+    for i in 0..10_000u32 {
+        rules.push(Rule {
+            dst: Some(Prefix { addr: 0x0a00_0000 + i * 7, len: if i % 5 == 0 { 24 } else { 32 }, negate: false }),
+            proto: Some(ProtoMatch { proto: 6, negate: false }),
+            dport: vec![dports(&[(80, 80), (443, 443), ((i % 1000) as u16 + 8000, (i % 1000) as u16 + 8010)])],
+            l4: true,
+            ..Rule::any(mark(i + 1))
+        });
+    }
+    let t = std::time::Instant::now();
+    let c = Classifier::build(&rules);
+    let took = t.elapsed();
+    assert!(took.as_secs_f64() < 5.0, "build took {took:?}");
+    let f = tcp_frame([1, 2, 3, 4], [10, 0, 0, 7], 1, 443);
+    let k = Key::parse(&f).unwrap();
+    assert_eq!(c.classify(&f, 0), classify_linear(&rules, &k, 0, |_| {}));
+}

@@ -46,6 +46,8 @@ pub struct Config {
     pub neighbor: Vec<Neighbor>,
     pub control: Control,
     pub metrics: Metrics,
+    /// `[fwmark] rules`: iptables mangle/PREROUTING MARK rules, in order.
+    pub fwmark: Vec<crate::iptables::MarkRule>,
     pub ipvs: Ipvs,
     /// Virtual services: the `[[service]]` tables in file order, then (after
     /// `load`) those of the `[ipvs] rules` file in file order.

@@ -225,6 +225,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
             }],
             control: Control { socket: PathBuf::from("/run/rvs/rvsd.sock"), group: Some("adm".into()) },
             metrics: Metrics { listen: Some("127.0.0.1:9469".parse().unwrap()) },
+            fwmark: vec![],
             ipvs: Ipvs::default(),
             service: vec![],
         };
@@ -280,7 +281,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
         assert_eq!(
             err("[routes]\n"),
             "rvs.toml:1:2: routes: unknown key (valid keys: dataplane, port, route, neighbor, \
-             control, metrics, ipvs, service)"
+             control, metrics, fwmark, ipvs, service)"
         );
         assert_eq!(
             err("[[route]]\nprefix = \"0.0.0.0/0\"\ngw = \"10.0.0.1\"\n"),

@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
     pub neighbor: Vec<S<RawNeighbor>>,
     pub control: Option<RawControl>,
     pub metrics: Option<RawMetrics>,
+    pub fwmark: Option<RawFwmark>,
     pub ipvs: Option<RawIpvs>,
     #[serde(default)]
     pub service: Vec<S<RawService>>,
@@ -71,6 +72,12 @@ pub(crate) struct RawNeighbor {
 pub(crate) struct RawControl {
     pub socket: Option<S<String>>,
     pub group: Option<S<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFwmark {
+    pub rules: Option<Vec<S<String>>>,
 }
 
 #[derive(Deserialize, Default)]

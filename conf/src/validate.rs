@@ -14,7 +14,9 @@ use crate::config::{
 };
 use crate::device::Device;
 use crate::error::{ConfError, Reporter};
-use crate::schema::{Int, RawConfig, RawControl, RawDataplane, RawMetrics, RawNeighbor, RawPort, RawRoute, S};
+use crate::schema::{
+    Int, RawConfig, RawControl, RawDataplane, RawFwmark, RawMetrics, RawNeighbor, RawPort, RawRoute, S,
+};
 use crate::types::{Ipv4Cidr, Ipv4Prefix, MacAddr};
 
 /// Longest unix socket path (sun_path is 108 bytes including the NUL).
@@ -63,6 +65,7 @@ impl Validator<'_> {
 
         let control = self.control(raw.control.unwrap_or_default())?;
         let metrics = self.metrics(raw.metrics.unwrap_or_default())?;
+        let fwmark = self.fwmark(raw.fwmark.unwrap_or_default(), &ports)?;
 
         let (ipvs, rules_at) = self.ipvs(raw.ipvs.unwrap_or_default())?;
 
@@ -100,6 +103,7 @@ impl Validator<'_> {
             neighbor: neighbors,
             control,
             metrics,
+            fwmark,
             ipvs,
             service: services,
         };
@@ -424,6 +428,27 @@ impl Validator<'_> {
             Some(g) => Some(g.into_inner()),
         };
         Ok(Control { socket, group })
+    }
+
+    /// `[fwmark] rules`: each an iptables argument string (specs: issue "fwmark").
+    fn fwmark(&self, raw: RawFwmark, ports: &[Port]) -> Result<Vec<crate::iptables::MarkRule>, ConfError> {
+        let mut rules = Vec::new();
+        for (i, line) in raw.rules.unwrap_or_default().into_iter().enumerate() {
+            let rule = crate::iptables::parse_rule(line.get_ref())
+                .map_err(|e| self.invalid(&line, format!("fwmark.rules[{i}]"), e))?;
+            if let Some(iface) = &rule.in_iface {
+                if !iface.wildcard && !ports.iter().any(|p| p.name == iface.name) {
+                    let known: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+                    return Err(self.invalid(
+                        &line,
+                        format!("fwmark.rules[{i}]"),
+                        format!("-i {}: no such port (ports: {})", iface.name, known.join(", ")),
+                    ));
+                }
+            }
+            rules.push(rule);
+        }
+        Ok(rules)
     }
 
     fn metrics(&self, raw: RawMetrics) -> Result<Metrics, ConfError> {
@@ -761,6 +786,26 @@ mod tests {
         );
         let c = parse("[control]\nsocket = \"/tmp/r.sock\"\n", "x").unwrap();
         assert_eq!(c.control.socket, std::path::PathBuf::from("/tmp/r.sock"));
+    }
+
+    #[test]
+    fn fwmark_rules() {
+        let c = parse(
+            "[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\n[fwmark]\nrules = [\"-A PREROUTING -d 10.0.0.100 -p tcp -m multiport --dports 80,443 -j MARK --set-mark 10\"]\n",
+            "rvs.toml",
+        )
+        .unwrap();
+        assert_eq!(c.fwmark.len(), 1);
+        assert_eq!(
+            crate::iptables::format_rule(&c.fwmark[0]),
+            "-A PREROUTING -d 10.0.0.100/32 -p tcp -m multiport --dports 80,443 -j MARK --set-xmark 0xa/0xffffffff"
+        );
+        assert_eq!(
+            err("[[port]]\nname = \"p0\"\ndevice = \"net_null0\"\n[fwmark]\nrules = [\"-A PREROUTING -i wan -j MARK --set-mark 1\"]\n"),
+            "rvs.toml:5:10: fwmark.rules[0]: -i wan: no such port (ports: p0)"
+        );
+        assert!(err("[fwmark]\nrules = [\"-A PREROUTING --dport 80 -j MARK --set-mark 1\"]\n")
+            .starts_with("rvs.toml:2:10: fwmark.rules[0]: "));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use dataplane::classify;
 use dataplane::fwd::{Fib, FibPort, Route};
 use dataplane::proto::Timeouts;
 use dataplane::sched::{SchedKind, Scheduler};
@@ -146,6 +147,52 @@ pub fn service(s: &conf::Service, workers: usize, prev: Option<&Service>, trash:
     }
 }
 
+/// An iptables MARK rule as the classifier runs it: interface names become
+/// port indices (specs: `-i` names an rvs port).
+pub fn mark_rule(r: &conf::MarkRule, ports: &[conf::Port]) -> classify::Rule {
+    let prefix = |a: &conf::iptables::AddrMatch| classify::rule::Prefix {
+        addr: u32::from(a.addr),
+        len: a.len,
+        negate: a.negate,
+    };
+    let mut rule = classify::Rule::any(match r.target {
+        Some(conf::iptables::Target::Mark { value, mask }) => classify::rule::Action::Mark { value, mask },
+        Some(conf::iptables::Target::Return) => classify::rule::Action::Return,
+        Some(conf::iptables::Target::Accept) => classify::rule::Action::Accept,
+        None => classify::rule::Action::Count,
+    });
+    rule.src = r.src.as_ref().map(prefix);
+    rule.dst = r.dst.as_ref().map(prefix);
+    rule.proto = r.protocol.map(|p| classify::rule::ProtoMatch { proto: p.proto, negate: p.negate });
+    for m in &r.matches {
+        rule.l4 = true;
+        match m {
+            conf::iptables::Match::L4 { sport, dport, .. } => {
+                let pm = |c: &conf::iptables::PortCond| classify::rule::PortMatch {
+                    ranges: vec![(c.range.lo, c.range.hi)],
+                    negate: c.negate,
+                };
+                rule.sport.extend(sport.as_ref().map(pm));
+                rule.dport.extend(dport.as_ref().map(pm));
+            }
+            conf::iptables::Match::Multiport { dir, ports: list, negate } => {
+                let pm =
+                    classify::rule::PortMatch { ranges: list.iter().map(|p| (p.lo, p.hi)).collect(), negate: *negate };
+                match dir {
+                    conf::iptables::MultiportDir::Source => rule.sport.push(pm),
+                    conf::iptables::MultiportDir::Destination => rule.dport.push(pm),
+                    conf::iptables::MultiportDir::Either => rule.ports.push(pm),
+                }
+            }
+        }
+    }
+    rule.in_port = r.in_iface.as_ref().map(|i| classify::rule::InPortMatch {
+        ports: ports.iter().enumerate().filter(|(_, p)| i.covers(&p.name)).map(|(n, _)| n as u16).collect(),
+        negate: i.negate,
+    });
+    rule
+}
+
 /// The snapshot for `cfg`, carrying identities over from `prev`.
 pub fn snapshot(
     cfg: &conf::Config,
@@ -186,7 +233,8 @@ pub fn snapshot(
     // Which worker owns a client must not change while rvsd runs (flows would
     // lose their connections): the prefix chosen at start stays.
     let prefix = prev.map_or_else(|| owner_prefix(cfg), |p| p.owner_prefix);
-    Snapshot::new(fib(cfg, macs), services, timeouts, knobs, prefix)
+    let rules: Vec<classify::Rule> = cfg.fwmark.iter().map(|r| mark_rule(r, &cfg.port)).collect();
+    Snapshot::new(fib(cfg, macs), services, timeouts, knobs, prefix).with_fwmark(classify::Classifier::build(&rules))
 }
 
 /// The prefix that decides which worker owns a client's flows: the configured

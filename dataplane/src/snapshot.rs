@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 
 use hashbrown::{HashMap, HashSet};
 
+use crate::classify::Classifier;
 use crate::fwd::Fib;
 use crate::proto::Timeouts;
 use crate::service::{FwdMethod, Service, ServiceKey, PROTO_TCP};
@@ -36,6 +37,8 @@ impl Default for Knobs {
 
 pub struct Snapshot {
     pub fib: Fib,
+    /// The firewall-mark rules (iptables mangle/PREROUTING MARK), compiled.
+    pub fwmark: Classifier,
     pub services: Vec<Service>,
     pub timeouts: Timeouts,
     pub knobs: Knobs,
@@ -80,6 +83,7 @@ impl Snapshot {
         }
         Snapshot {
             fib,
+            fwmark: Classifier::build(&[]),
             services,
             timeouts,
             knobs,
@@ -90,6 +94,22 @@ impl Snapshot {
             vips,
             nat_dests,
             nat_dest_addrs,
+        }
+    }
+
+    /// The same snapshot with these mark rules.
+    pub fn with_fwmark(mut self, c: Classifier) -> Snapshot {
+        self.fwmark = c;
+        self
+    }
+
+    /// The firewall mark of a frame received on `in_port` (0 without rules).
+    #[inline]
+    pub fn mark_of(&self, frame: &[u8], in_port: u16) -> u32 {
+        if self.fwmark.is_empty() {
+            0
+        } else {
+            self.fwmark.classify(frame, in_port)
         }
     }
 

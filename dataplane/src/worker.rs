@@ -231,8 +231,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 for m in batch.drain() {
                     pc.rx_packets.add(1);
                     pc.rx_bytes.add(m.data().len() as u64);
+                    let mark = snap.mark_of(m.data(), *in_port);
                     if workers > 1 {
-                        if let Some(o) = lb::flow_owner(m.data(), 0, &snap, workers) {
+                        if let Some(o) = lb::flow_owner(m.data(), mark, &snap, workers) {
                             if o != id {
                                 io.hand_over(m, o);
                                 continue;
@@ -240,7 +241,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                         }
                     }
                     handled += 1;
-                    handle(m, *in_port, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
+                    handle(m, *in_port, mark, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
                 }
             }
         }
@@ -254,7 +255,9 @@ pub fn run(setup: WorkerSetup) -> i32 {
             for m in batch.drain() {
                 let in_port = port_index.get(m.port() as usize).copied().unwrap_or(0);
                 handled += 1;
-                handle(m, in_port, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
+                // The receiving worker's mark, computed again: same rules, same result.
+                let mark = snap.mark_of(m.data(), in_port);
+                handle(m, in_port, mark, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
             }
         }
         for r in &tx_from {
@@ -290,9 +293,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
 
 /// One packet on the worker that owns it.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 fn handle(
     mut m: Mbuf,
     in_port: u16,
+    mark: u32,
     lb: &mut Lb,
     snap: &Snapshot,
     clock: &mut Clock,
@@ -313,7 +318,7 @@ fn handle(
     // (in replay mode the clock can jump within a burst).
     let now = clock.now_secs() as u32;
     lb.expire(now);
-    match lb.process(&mut m, in_port, 0, snap, now, io.counters) {
+    match lb.process(&mut m, in_port, mark, snap, now, io.counters) {
         Verdict::Forward { port } => io.send(m, port),
         Verdict::Drop(r) => io.drop_pkt(m, r),
     }

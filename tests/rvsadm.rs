@@ -275,3 +275,37 @@ fn many_clients_at_once() {
     }
     assert_eq!(d.ok("-Ln").lines().filter(|l| l.contains("Masq")).count(), 16);
 }
+
+#[test]
+fn mark_rules_with_iptables_commands() {
+    let d = Daemon::start();
+    d.ok("mark -A PREROUTING -d 10.0.0.100 -p tcp -m multiport --dports 80,443 -j MARK --set-mark 10");
+    d.ok("mark -A PREROUTING -d 10.0.0.100 -p udp --dport 53 -j MARK --set-mark 0x14");
+    d.ok("mark -I PREROUTING 1 -s 192.0.2.0/24 -j RETURN");
+    assert_eq!(
+        d.ok("mark -S"),
+        "-P PREROUTING ACCEPT\n\
+         -A PREROUTING -s 192.0.2.0/24 -j RETURN\n\
+         -A PREROUTING -d 10.0.0.100/32 -p tcp -m multiport --dports 80,443 -j MARK --set-xmark 0xa/0xffffffff\n\
+         -A PREROUTING -d 10.0.0.100/32 -p udp -m udp --dport 53 -j MARK --set-xmark 0x14/0xffffffff\n"
+    );
+    assert_eq!(
+        d.ok("mark -L -n -v --line-numbers"),
+        "Chain PREROUTING (policy ACCEPT)\n\
+         num      pkts      bytes  rule\n\
+         1           0          0  -s 192.0.2.0/24 -j RETURN\n\
+         2           0          0  -d 10.0.0.100/32 -p tcp -m multiport --dports 80,443 -j MARK --set-xmark 0xa/0xffffffff\n\
+         3           0          0  -d 10.0.0.100/32 -p udp -m udp --dport 53 -j MARK --set-xmark 0x14/0xffffffff\n"
+    );
+    // Delete by specification and by number; errors as iptables.
+    d.ok("mark -D PREROUTING -s 192.0.2.0/24 -j RETURN");
+    d.ok("mark -D PREROUTING 2");
+    assert_eq!(d.ok("mark -S").lines().count(), 2);
+    let o = d.run_as(&rvsadm(), "mark -D PREROUTING 5", None);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "Index of deletion too big.\n");
+    let o = d.run_as(&rvsadm(), "mark -A PREROUTING --dport 80 -j MARK --set-mark 1", None);
+    assert_eq!(o.status.code(), Some(2));
+    d.ok("mark -F");
+    assert_eq!(d.ok("mark -S"), "-P PREROUTING ACCEPT\n");
+}

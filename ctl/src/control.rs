@@ -41,6 +41,9 @@ struct Inner {
     zero: HashMap<usize, Stats>,
     /// Rate estimators per real server (2 s EWMA, §6.2).
     est: HashMap<usize, Estimator>,
+    /// Per mark rule: what to add to the live counters of the current snapshot
+    /// (counts of earlier snapshots, minus what `mark -Z` zeroed).
+    mark_offset: Vec<(i64, i64)>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -146,7 +149,13 @@ impl Control {
             worker_ctl,
             dumps: Mutex::new(dumps),
             port_stats,
-            inner: Mutex::new(Inner { cfg, trash: Trash::default(), zero: HashMap::new(), est: HashMap::new() }),
+            inner: Mutex::new(Inner {
+                mark_offset: vec![(0, 0); cfg.fwmark.len()],
+                cfg,
+                trash: Trash::default(),
+                zero: HashMap::new(),
+                est: HashMap::new(),
+            }),
         }
     }
 
@@ -174,6 +183,7 @@ impl Control {
             Op::Neighbors => self.neighbors(),
             Op::StartDaemon(_) | Op::StopDaemon { .. } => err("the sync daemon is not available in this build"),
             Op::Zero(k) => self.zero(k),
+            Op::Mark(argv) => self.mark(&argv),
             op => {
                 let mut inner = self.lock();
                 let mut cfg = inner.cfg.clone();
@@ -212,10 +222,132 @@ impl Control {
     }
 
     fn publish(&self, inner: &mut Inner, cfg: conf::Config) {
+        self.publish_marks(inner, cfg, |counts| counts);
+    }
+
+    /// Publishes `cfg`; the mark rules' counters so far go through `remap`
+    /// (rule positions may have moved) into the new snapshot's offsets.
+    fn publish_marks(
+        &self,
+        inner: &mut Inner,
+        cfg: conf::Config,
+        remap: impl FnOnce(Vec<(i64, i64)>) -> Vec<(i64, i64)>,
+    ) {
         let prev = self.snapshot.load();
+        let counts = self.mark_counts(inner, &prev);
         let snap = state::snapshot(&cfg, &self.macs, self.workers, Some(&prev), &mut inner.trash);
+        let mut offset = remap(counts);
+        offset.resize(cfg.fwmark.len(), (0, 0));
         self.snapshot.store(Arc::new(snap));
+        inner.mark_offset = offset;
         inner.cfg = cfg;
+    }
+
+    /// Each mark rule's packets and bytes as shown (live + offset).
+    fn mark_counts(&self, inner: &Inner, snap: &Snapshot) -> Vec<(i64, i64)> {
+        let live = snap.fwmark_totals();
+        (0..inner.cfg.fwmark.len())
+            .map(|i| {
+                let (p, b) = live.get(i).copied().unwrap_or((0, 0));
+                let (op, ob) = inner.mark_offset.get(i).copied().unwrap_or((0, 0));
+                (p as i64 + op, b as i64 + ob)
+            })
+            .collect()
+    }
+
+    /// `rvsadm mark ...`: iptables' commands on the MARK rules, applied live.
+    fn mark(&self, argv: &[String]) -> Response {
+        use conf::MarkCommand as C;
+        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let cmd = match conf::parse_command(&args) {
+            Ok(c) => c,
+            Err(e) => return Response::Error { message: e, exit_code: 2 },
+        };
+        let mut inner = self.lock();
+        let mut cfg = inner.cfg.clone();
+        let n = cfg.fwmark.len();
+        let iface_ok = |r: &conf::MarkRule| match &r.in_iface {
+            Some(i) if !i.wildcard && !cfg.port.iter().any(|p| p.name == i.name) => {
+                Err(format!("-i {}: no such port", i.name))
+            }
+            _ => Ok(()),
+        };
+        match cmd {
+            C::List(opts) => {
+                let snap = self.snapshot.load();
+                let counts = self.mark_counts(&inner, &snap);
+                return Response::Text(list_marks(&inner.cfg.fwmark, &counts, opts.verbose, opts.line_numbers));
+            }
+            C::ListRules { .. } => {
+                let mut t = String::from("-P PREROUTING ACCEPT\n");
+                for r in &inner.cfg.fwmark {
+                    t.push_str(&conf::format_rule(r));
+                    t.push('\n');
+                }
+                return Response::Text(t);
+            }
+            C::Zero => {
+                let snap = self.snapshot.load();
+                let live = snap.fwmark_totals();
+                inner.mark_offset =
+                    (0..n).map(|i| live.get(i).map_or((0, 0), |l| (-(l.0 as i64), -(l.1 as i64)))).collect();
+                return Response::Ok;
+            }
+            C::Append(rule) => {
+                if let Err(e) = iface_ok(&rule) {
+                    return err(e);
+                }
+                cfg.fwmark.push(rule);
+                self.publish_marks(&mut inner, cfg, |c| c);
+            }
+            C::Insert { pos, rule } => {
+                let at = pos.saturating_sub(1) as usize;
+                if at > n {
+                    return Response::Error { message: "Index of insertion too big.".into(), exit_code: 1 };
+                }
+                if let Err(e) = iface_ok(&rule) {
+                    return err(e);
+                }
+                cfg.fwmark.insert(at, rule);
+                self.publish_marks(&mut inner, cfg, |mut c| {
+                    c.insert(at.min(c.len()), (0, 0));
+                    c
+                });
+            }
+            C::Delete(rule) => {
+                let Some(at) = cfg.fwmark.iter().position(|r| *r == rule) else {
+                    return Response::Error {
+                        message: "Bad rule (does a matching rule exist in that chain?).".into(),
+                        exit_code: 1,
+                    };
+                };
+                cfg.fwmark.remove(at);
+                self.publish_marks(&mut inner, cfg, |mut c| {
+                    if at < c.len() {
+                        c.remove(at);
+                    }
+                    c
+                });
+            }
+            C::DeleteNum(num) => {
+                let at = num.saturating_sub(1) as usize;
+                if num == 0 || at >= n {
+                    return Response::Error { message: "Index of deletion too big.".into(), exit_code: 1 };
+                }
+                cfg.fwmark.remove(at);
+                self.publish_marks(&mut inner, cfg, |mut c| {
+                    if at < c.len() {
+                        c.remove(at);
+                    }
+                    c
+                });
+            }
+            C::Flush => {
+                cfg.fwmark.clear();
+                self.publish_marks(&mut inner, cfg, |_| Vec::new());
+            }
+        }
+        Response::Ok
     }
 
     /// `-Z [service]`: counters have one writer each (their worker), so
@@ -420,6 +552,35 @@ fn ewma_step(avg: &mut u64, cur: u64, last: u64, shift: u32) {
 fn rate_of(avg: u64, shift: u32) -> u64 {
     let half = (1u64 << shift) / 2 - 1;
     (avg + half) >> shift
+}
+
+/// The MARK rules with their counters, like `iptables -t mangle -L PREROUTING
+/// -n [-v] [--line-numbers]` (the rule itself in `iptables -S` form).
+fn list_marks(rules: &[conf::MarkRule], counts: &[(i64, i64)], verbose: bool, numbers: bool) -> String {
+    let mut t = String::from("Chain PREROUTING (policy ACCEPT)\n");
+    let mut head = String::new();
+    if numbers {
+        head.push_str("num  ");
+    }
+    if verbose {
+        head.push_str("    pkts      bytes  ");
+    }
+    head.push_str("rule");
+    t.push_str(&head);
+    t.push('\n');
+    for (i, r) in rules.iter().enumerate() {
+        if numbers {
+            t.push_str(&format!("{:<4} ", i + 1));
+        }
+        if verbose {
+            let (p, b) = counts.get(i).copied().unwrap_or((0, 0));
+            t.push_str(&format!("{:>8} {:>10}  ", p.max(0), b.max(0)));
+        }
+        let text = conf::format_rule(r);
+        t.push_str(text.strip_prefix("-A PREROUTING ").unwrap_or(&text));
+        t.push('\n');
+    }
+    t
 }
 
 fn raw_stats(d: &DestShared) -> Stats {

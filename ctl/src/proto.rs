@@ -136,6 +136,9 @@ pub enum Op {
     ConfigCheck,
     ConfigReload,
     ConfigShow,
+    /// `rvsadm mark ARGS`: iptables' command syntax on the mangle/PREROUTING
+    /// MARK rules (-A -I -D -F -Z -L -S); the daemon parses the arguments.
+    Mark(Vec<String>),
     /// Port counters and drop reasons.
     Ports,
     /// The neighbour table.

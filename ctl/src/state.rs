@@ -234,7 +234,8 @@ pub fn snapshot(
     // lose their connections): the prefix chosen at start stays.
     let prefix = prev.map_or_else(|| owner_prefix(cfg), |p| p.owner_prefix);
     let rules: Vec<classify::Rule> = cfg.fwmark.iter().map(|r| mark_rule(r, &cfg.port)).collect();
-    Snapshot::new(fib(cfg, macs), services, timeouts, knobs, prefix).with_fwmark(classify::Classifier::build(&rules))
+    Snapshot::new(fib(cfg, macs), services, timeouts, knobs, prefix)
+        .with_fwmark(classify::Classifier::build(&rules), workers)
 }
 
 /// The prefix that decides which worker owns a client's flows: the configured

@@ -11,6 +11,13 @@ use crate::fwd::Fib;
 use crate::proto::Timeouts;
 use crate::service::{FwdMethod, Service, ServiceKey, PROTO_TCP};
 
+/// One rule's counters on one worker.
+#[derive(Debug, Default)]
+pub struct RuleHits {
+    pub packets: crate::counters::Counter,
+    pub bytes: crate::counters::Counter,
+}
+
 /// The `[ipvs]` sysctls the dataplane honours (specs/ipvs.md §9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Knobs {
@@ -39,6 +46,8 @@ pub struct Snapshot {
     pub fib: Fib,
     /// The firewall-mark rules (iptables mangle/PREROUTING MARK), compiled.
     pub fwmark: Classifier,
+    /// Per worker, per rule: packets and bytes matched (single writer each).
+    pub fwmark_hits: Box<[Box<[RuleHits]>]>,
     pub services: Vec<Service>,
     pub timeouts: Timeouts,
     pub knobs: Knobs,
@@ -84,6 +93,7 @@ impl Snapshot {
         Snapshot {
             fib,
             fwmark: Classifier::build(&[]),
+            fwmark_hits: Box::new([]),
             services,
             timeouts,
             knobs,
@@ -97,8 +107,9 @@ impl Snapshot {
         }
     }
 
-    /// The same snapshot with these mark rules.
-    pub fn with_fwmark(mut self, c: Classifier) -> Snapshot {
+    /// The same snapshot with these mark rules, counted for `workers` workers.
+    pub fn with_fwmark(mut self, c: Classifier, workers: usize) -> Snapshot {
+        self.fwmark_hits = (0..workers).map(|_| (0..c.len()).map(|_| RuleHits::default()).collect()).collect();
         self.fwmark = c;
         self
     }
@@ -111,6 +122,34 @@ impl Snapshot {
         } else {
             self.fwmark.classify(frame, in_port)
         }
+    }
+
+    /// As [`Snapshot::mark_of`], counting the matched rules in `worker`'s counters.
+    #[inline]
+    pub fn mark_counted(&self, frame: &[u8], in_port: u16, worker: usize) -> u32 {
+        if self.fwmark.is_empty() {
+            return 0;
+        }
+        let Some(key) = crate::classify::Key::parse(frame) else { return 0 };
+        let hits = self.fwmark_hits.get(worker);
+        self.fwmark.classify_key(&key, in_port, |i| {
+            if let Some(h) = hits.and_then(|h| h.get(i)) {
+                h.packets.add(1);
+                h.bytes.add(u64::from(key.len));
+            }
+        })
+    }
+
+    /// Packets and bytes each rule matched, summed over workers.
+    pub fn fwmark_totals(&self) -> Vec<(u64, u64)> {
+        let mut t = vec![(0, 0); self.fwmark.len()];
+        for w in self.fwmark_hits.iter() {
+            for (acc, h) in t.iter_mut().zip(w.iter()) {
+                acc.0 += h.packets.get();
+                acc.1 += h.bytes.get();
+            }
+        }
+        t
     }
 
     /// A snapshot with forwarding only (no services).
@@ -219,5 +258,24 @@ mod tests {
         // The fwmark service's NAT server keeps the client's port: any port counts.
         assert!(s.is_nat_source(6, "10.0.2.11".parse().unwrap(), 80));
         assert!(!s.is_nat_source(6, "10.0.2.99".parse().unwrap(), 8080));
+    }
+
+    #[test]
+    fn mark_rules_count_per_worker() {
+        use crate::classify::{Action, Classifier, Prefix, Rule};
+        let mut r = Rule::any(Action::Mark { value: 10, mask: u32::MAX });
+        r.dst = Some(Prefix { addr: u32::from(Ipv4Addr::new(10, 0, 0, 100)), len: 32, negate: false });
+        let s = Snapshot::routing_only(Fib::new(vec![], vec![], vec![]))
+            .with_fwmark(Classifier::build(&[r, Rule::any(Action::Count)]), 2);
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4([192, 0, 2, 1], [10, 0, 0, 100], 64)
+            .udp(1, 53)
+            .write(&mut frame, b"q")
+            .unwrap();
+        assert_eq!(s.mark_counted(&frame, 0, 1), 10);
+        assert_eq!(s.mark_counted(&frame, 0, 0), 10);
+        assert_eq!(s.mark_of(&frame, 0), 10, "uncounted");
+        assert_eq!(s.fwmark_totals(), vec![(2, 58), (2, 58)]);
     }
 }

@@ -231,7 +231,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 for m in batch.drain() {
                     pc.rx_packets.add(1);
                     pc.rx_bytes.add(m.data().len() as u64);
-                    let mark = snap.mark_of(m.data(), *in_port);
+                    let mark = snap.mark_counted(m.data(), *in_port, id);
                     if workers > 1 {
                         if let Some(o) = lb::flow_owner(m.data(), mark, &snap, workers) {
                             if o != id {

@@ -619,6 +619,13 @@ pub fn parse(argv: &[String]) -> Result<Invocation, CliError> {
             _ => None,
         })?,
         Some("ports") => simple(&prog, &args, Op::Ports, View::Ports, json)?,
+        Some("mark") => {
+            let rest: Vec<String> = args[1..].to_vec();
+            // Checked here too, so a typo gets iptables' message without a round trip.
+            let argv: Vec<&str> = rest.iter().map(String::as_str).collect();
+            conf::parse_command(&argv).map_err(|e| CliError::fail(format!("{prog} mark: {e}")))?;
+            Command::Send { request: Request::new(Op::Mark(rest)), view: View::Text, json }
+        }
         Some("neigh") | Some("neighbors") => simple(&prog, &args, Op::Neighbors, View::Neighbors, json)?,
         Some(_) => parse_ipvsadm(&prog, &args, json, false)?,
     };

@@ -6,88 +6,39 @@
 mod common;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_with_deadline, RVSD};
-
-/// rvsadm is the ctl crate's binary, built beside rvsd by `cargo build
-/// --workspace` (scripts/test does that first).
-fn rvsadm() -> PathBuf {
-    let p = Path::new(RVSD).with_file_name("rvsadm");
-    assert!(p.exists(), "{} missing: run `cargo build --workspace` (scripts/test does)", p.display());
-    p
-}
+use common::daemon::{write_config, Daemon};
+use common::wait_with_deadline;
 
 /// A port nothing listens on right now (the kernel's pick for port 0).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// Writes the config of an rvsd on an empty net_pcap port, with its control
-/// socket and metrics endpoint.
-fn write_config(d: &Path, metrics_port: u16) -> PathBuf {
-    common::lvs::write_pcap(&d.join("in.pcap"), &[]);
-    let path = d.join("rvs.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-[dataplane]
-eal_args = ["--no-huge", "-m", "256", "--no-pci", "--log-level=lib.eal:warning"]
-mbufs = 2048
-poll_idle_us = 200
-conns_per_worker = 4096
-[[port]]
-name = "p0"
-device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out.pcap"
-addresses = ["10.0.1.1/24"]
-[control]
-socket = "{d}/rvsd.sock"
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-"#,
-            d = d.display()
-        ),
-    )
-    .unwrap();
-    path
+fn metrics_at(port: u16) -> String {
+    format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n")
 }
 
-struct Daemon {
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
+/// rvsd with a metrics endpoint, and the endpoint's URL.
+struct Scraped {
+    daemon: Daemon,
     url: String,
 }
 
-impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().to_path_buf();
+impl Scraped {
+    fn start() -> Scraped {
         let port = free_port();
-        let config = write_config(&d, port);
-        let child = Command::new(RVSD)
-            .arg("--config")
-            .arg(config)
-            .stdout(std::fs::File::create(d.join("rvsd.log")).unwrap())
-            .stderr(std::fs::File::create(d.join("rvsd.err")).unwrap())
-            .spawn()
-            .unwrap();
-        let daemon = Daemon { dir, child: Some(child), url: format!("http://127.0.0.1:{port}") };
-        // The endpoint opens after the control socket; wait for both.
+        let daemon = Daemon::start_with(&metrics_at(port));
+        let s = Scraped { daemon, url: format!("http://127.0.0.1:{port}") };
+        // The endpoint opens after the control socket.
         let started = Instant::now();
-        while !d.join("rvsd.sock").exists() || daemon.curl(&["-o", "/dev/null", "/metrics"]).1 != 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "no metrics endpoint at {}:\n{}{}",
-                daemon.url,
-                std::fs::read_to_string(d.join("rvsd.log")).unwrap(),
-                std::fs::read_to_string(d.join("rvsd.err")).unwrap()
-            );
+        while s.curl(&["-o", "/dev/null", "/metrics"]).1 != 0 {
+            assert!(started.elapsed() < Duration::from_secs(20), "no metrics endpoint at {}", s.url);
             std::thread::sleep(Duration::from_millis(50));
         }
-        daemon
+        s
     }
 
     /// Runs `curl -s ARGS` with the last argument a path on the endpoint:
@@ -107,25 +58,7 @@ impl Daemon {
     }
 
     fn rvsadm(&self, args: &str) {
-        let child = Command::new(rvsadm())
-            .args(args.split_whitespace())
-            .env("RVS_SOCKET", self.dir.path().join("rvsd.sock"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let o = wait_with_deadline(child, Duration::from_secs(10), "rvsadm");
-        assert!(o.status.success(), "rvsadm {args}: {:?}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-            let _ = wait_with_deadline(c, Duration::from_secs(20), "rvsd");
-        }
+        self.daemon.ok(args);
     }
 }
 
@@ -135,7 +68,7 @@ fn assert_line(body: &str, line: &str) {
 
 #[test]
 fn a_scrape_shows_services_servers_tables_and_drops() {
-    let d = Daemon::start();
+    let d = Scraped::start();
     d.rvsadm("-A -t 10.0.0.1:80 -s rr");
     d.rvsadm("-a -t 10.0.0.1:80 -r 10.0.1.11:80 -m -w 3");
     d.rvsadm("-A -f 10 -s wrr -p");
@@ -203,7 +136,7 @@ fn a_taken_listen_address_stops_rvsd_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let config = write_config(dir.path(), port);
+    let config = write_config(dir.path(), &metrics_at(port));
     let out = common::run_rvsd(&config, Duration::from_secs(30));
     assert!(!out.status.success(), "rvsd started with its metrics port taken");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -4,103 +4,11 @@
 //! restore, the ipvsadm symlink, and a second rvsd refused on the same socket.
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{wait_with_deadline, RVSD};
-
-/// rvsadm is the ctl crate's binary, built beside rvsd by `cargo build
-/// --workspace` (scripts/test does that first).
-fn rvsadm() -> PathBuf {
-    let p = Path::new(RVSD).with_file_name("rvsadm");
-    assert!(p.exists(), "{} missing: run `cargo build --workspace` (scripts/test does)", p.display());
-    p
-}
-
-struct Daemon {
-    dir: tempfile::TempDir,
-    child: Option<std::process::Child>,
-}
-
-impl Daemon {
-    fn start() -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        common::lvs::write_pcap(&d.join("in.pcap"), &[]);
-        std::fs::write(
-            d.join("rvs.toml"),
-            format!(
-                r#"
-[dataplane]
-eal_args = ["--no-huge", "-m", "256", "--no-pci", "--log-level=lib.eal:warning"]
-mbufs = 2048
-poll_idle_us = 200
-conns_per_worker = 4096
-[[port]]
-name = "p0"
-device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out.pcap"
-addresses = ["10.0.1.1/24"]
-[control]
-socket = "{d}/rvsd.sock"
-"#,
-                d = d.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(RVSD)
-            .arg("--config")
-            .arg(d.join("rvs.toml"))
-            .stdout(std::fs::File::create(d.join("rvsd.log")).unwrap())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while !d.join("rvsd.sock").exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "no socket: {}",
-                std::fs::read_to_string(d.join("rvsd.log")).unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Daemon { dir, child: Some(child) }
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("rvsd.sock")
-    }
-
-    fn run_as(&self, prog: &Path, args: &str, stdin: Option<&str>) -> Output {
-        let mut c = Command::new(prog);
-        c.args(args.split_whitespace()).env("RVS_SOCKET", self.socket());
-        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        if let Some(text) = stdin {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-        }
-        wait_with_deadline(child, Duration::from_secs(10), "rvsadm")
-    }
-
-    /// Runs `rvsadm ARGS`; asserts success and returns stdout.
-    fn ok(&self, args: &str) -> String {
-        let o = self.run_as(&rvsadm(), args, None);
-        assert!(o.status.success(), "rvsadm {args}: {:?}\n{}", o.status, String::from_utf8_lossy(&o.stderr));
-        String::from_utf8(o.stdout).unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-            let _ = wait_with_deadline(c, Duration::from_secs(20), "rvsd");
-        }
-    }
-}
+use common::daemon::{rvsadm, Daemon};
+use common::RVSD;
 
 #[test]
 fn ipvsadm_lines_from_the_literature_work_and_list_exactly() {

@@ -3,6 +3,7 @@
 //! `scripts/topo`.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod director;
 pub mod lvs;
 

@@ -10,6 +10,12 @@
 //! one short row per distinct set, and the AND of several rows only touches
 //! the words where every field has a candidate.
 //!
+//! Bits whose condition on this field is the whole value space (rules that
+//! do not constrain the field) are kept out of the rows, in one shared
+//! compressed "wildcard" row ORed in at lookup time: otherwise every row
+//! would carry them, and a field that few rules constrain (ports) would get
+//! as many dense rows as it has intervals (tens of MB at 10,000 rules).
+//!
 //! Invariants after [`FieldTable::build`]: `starts[0] == 0`, `starts` is
 //! strictly increasing, `rows.len() == starts.len()`, every row id is below
 //! the row count, and `sum`/`base` hold `chunks` entries per row with every
@@ -73,20 +79,33 @@ pub struct FieldTable {
     starts: Vec<u32>,
     /// Row id of each interval.
     rows: Vec<u32>,
-    /// With many intervals: for each value of `v >> shift`, the interval
-    /// holding `(v >> shift) << shift` (one more entry at the end), so a
-    /// lookup searches only the intervals inside one 2^shift block instead
-    /// of binary-searching a large, cold array.
+    /// With many intervals: for each value of `(v - top_lo) >> shift`, the
+    /// interval holding `top_lo + ((v - top_lo) >> shift << shift)` (one
+    /// more entry at the end), so a lookup searches only the intervals inside
+    /// one 2^shift block instead of binary-searching a large, cold array.
+    /// The index covers `[top_lo, top_hi)`, the span between the first and
+    /// last interval boundaries (rules' addresses cluster: 10,000 VIPs in a
+    /// /10 get blocks of 128 addresses), with at most two entries per
+    /// interval; below it is interval 0, from `top_hi` on the last one.
     top: Vec<u32>,
     shift: u32,
+    top_lo: u32,
+    top_hi: u32,
     /// Per row, per chunk: which words of the chunk are non-zero.
     sum: Vec<u64>,
     /// Per row, per chunk: index in `words` of the chunk's first word.
     base: Vec<u32>,
     words: Vec<u64>,
+    /// The wildcard row (bits not constrained by this field): per chunk,
+    /// summary and index in `words` of its first word.
+    wsum: Vec<u64>,
+    wbase: Vec<u32>,
     chunks: usize,
-    /// Every row is the set of all bits: the field constrains nothing.
+    /// Every bit is a wildcard: the field constrains nothing.
     pub trivial: bool,
+    /// Mean candidates per interval (its own bits and the wildcards): how
+    /// selective a lookup on this field alone is.
+    pub mean_bits: f64,
 }
 
 impl FieldTable {
@@ -96,9 +115,16 @@ impl FieldTable {
         let nbits = sets.len();
         let nwords = nbits.div_ceil(64);
         let chunks = nwords.div_ceil(64).max(1);
+        let mut wild = vec![0u64; nwords];
         // Sweep: +bit at lo, -bit at hi+1; removals first at a position.
         let mut events: Vec<(u64, bool, u32)> = Vec::new();
         for (b, set) in sets.iter().enumerate() {
+            if set.as_slice() == [(0, max)] {
+                if let Some(w) = wild.get_mut(b / 64) {
+                    *w |= 1 << (b % 64);
+                }
+                continue;
+            }
             for &(lo, hi) in set {
                 events.push((lo, true, b as u32));
                 if hi < max {
@@ -110,9 +136,13 @@ impl FieldTable {
         events.sort_unstable();
         let mut cur = vec![0u64; nwords];
         let mut t = FieldTable { chunks, ..FieldTable::default() };
+        t.push_row(&wild);
+        t.wsum = std::mem::take(&mut t.sum);
+        t.wbase = std::mem::take(&mut t.base);
         let mut ids: HashMap<Vec<u64>, u32> = HashMap::new();
         let mut e = 0;
         let mut pos = 0u64;
+        let mut own_bits = 0u64;
         loop {
             while let Some(&(p, add, b)) = events.get(e) {
                 if p != pos {
@@ -135,26 +165,29 @@ impl FieldTable {
             if t.rows.last() != Some(&id) {
                 t.starts.push(pos as u32);
                 t.rows.push(id);
+                own_bits += cur.iter().map(|w| w.count_ones() as u64).sum::<u64>();
             }
             match events.get(e) {
                 Some(&(p, _, _)) => pos = p,
                 None => break,
             }
         }
-        let mut full = vec![u64::MAX; nwords];
-        if let Some(last) = full.last_mut() {
-            if nbits & 63 != 0 {
-                *last = (1u64 << (nbits % 64)) - 1;
-            }
-        }
-        t.trivial = ids.len() == 1 && ids.contains_key(&full);
+        let nwild = wild.iter().map(|w| w.count_ones() as usize).sum::<usize>();
+        t.trivial = nwild == nbits;
+        t.mean_bits = nwild as f64 + own_bits as f64 / t.starts.len().max(1) as f64;
         if t.starts.len() > 32 {
-            t.shift = if max > 1 << 16 { 16 } else { 0 };
-            let blocks = (max >> t.shift) as u32 + 1;
+            t.top_lo = t.starts.get(1).copied().unwrap_or(0);
+            t.top_hi = t.starts.last().copied().unwrap_or(0);
+            let span = u64::from(t.top_hi - t.top_lo);
+            let budget = 2 * t.starts.len() as u64;
+            while (span >> t.shift) + 1 > budget {
+                t.shift += 1;
+            }
+            let blocks = (span >> t.shift) + 1;
             let mut i = 0usize;
             t.top = (0..=blocks)
                 .map(|b| {
-                    let v = u64::from(b) << t.shift;
+                    let v = u64::from(t.top_lo) + (b << t.shift);
                     while t.starts.get(i + 1).is_some_and(|&s| u64::from(s) <= v) {
                         i += 1;
                     }
@@ -182,31 +215,62 @@ impl FieldTable {
     /// The offset of `v`'s row in `sum`/`base`.
     #[inline]
     pub fn row_of(&self, v: u32) -> usize {
-        let i = if self.top.is_empty() {
-            self.starts.partition_point(|&s| s <= v).saturating_sub(1)
-        } else {
-            let h = (v >> self.shift) as usize;
-            let lo = self.top.get(h).copied().unwrap_or(0) as usize;
-            let hi = self.top.get(h + 1).copied().unwrap_or(0) as usize;
-            // The interval holding `v` is one of lo..=hi.
-            lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v))
-        };
+        let i = self.interval_of(v);
         let row = self.rows.get(i).copied().unwrap_or(0);
         row as usize * self.chunks
     }
 
-    /// Summary word of chunk `c` of the row at offset `row`.
-    #[inline]
-    pub fn summary(&self, row: usize, c: usize) -> u64 {
-        self.sum.get(row + c).copied().unwrap_or(0)
+    /// Row id of each elementary interval.
+    pub fn interval_rows(&self) -> &[u32] {
+        &self.rows
     }
 
-    /// Word `b` of chunk `c` of the row at `row`, given that chunk's summary.
+    /// The index of the elementary interval holding `v`.
     #[inline]
-    pub fn word(&self, row: usize, c: usize, summary: u64, b: u32) -> u64 {
-        let base = self.base.get(row + c).copied().unwrap_or(0) as usize;
-        let below = (summary & ((1u64 << b) - 1)).count_ones() as usize;
-        self.words.get(base + below).copied().unwrap_or(0)
+    pub fn interval_of(&self, v: u32) -> usize {
+        if self.top.is_empty() {
+            self.starts.partition_point(|&s| s <= v).saturating_sub(1)
+        } else if v < self.top_lo {
+            0
+        } else if v >= self.top_hi {
+            self.starts.len().saturating_sub(1)
+        } else {
+            let h = ((v - self.top_lo) >> self.shift) as usize;
+            let lo = self.top.get(h).copied().unwrap_or(0) as usize;
+            let hi = self.top.get(h + 1).copied().unwrap_or(0) as usize;
+            // The interval holding `v` is one of lo..=hi.
+            lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v))
+        }
+    }
+
+    /// Number of distinct rows (row `r` is at offset `r * chunks`).
+    pub fn row_count(&self) -> usize {
+        self.sum.len() / self.chunks.max(1)
+    }
+
+    /// Summary word of chunk `c` of the row at offset `row`, wildcard row
+    /// included.
+    #[inline]
+    pub fn summary(&self, row: usize, c: usize) -> u64 {
+        self.sum.get(row + c).copied().unwrap_or(0) | self.wsum.get(c).copied().unwrap_or(0)
+    }
+
+    /// Word `b` of chunk `c` of the row at `row`, wildcard row included.
+    #[inline]
+    pub fn word(&self, row: usize, c: usize, b: u32) -> u64 {
+        let own = self.pick(self.sum.get(row + c), self.base.get(row + c), b);
+        own | self.pick(self.wsum.get(c), self.wbase.get(c), b)
+    }
+
+    /// Word `b` of one compressed chunk (0 where the summary says so).
+    #[inline]
+    fn pick(&self, sum: Option<&u64>, base: Option<&u32>, b: u32) -> u64 {
+        let (Some(&sum), Some(&base)) = (sum, base) else { return 0 };
+        if (sum >> (b & 63)) & 1 == 0 {
+            return 0;
+        }
+        let below = (sum & ((1u64 << (b & 63)) - 1)).count_ones() as usize;
+        self.words.get(base as usize + below).copied().unwrap_or(0)
     }
 
     pub fn chunks(&self) -> usize {
@@ -218,8 +282,8 @@ impl FieldTable {
         self.starts.len() * 4
             + self.rows.len() * 4
             + self.top.len() * 4
-            + self.sum.len() * 8
-            + self.base.len() * 4
+            + (self.sum.len() + self.wsum.len()) * 8
+            + (self.base.len() + self.wbase.len()) * 4
             + self.words.len() * 8
     }
 }

@@ -26,6 +26,19 @@
 //! destination port) becomes two sub-rules on adjacent bits, counted and
 //! applied once.
 //!
+//! Rules that do not constrain a field are not copied into each of its
+//! intervals' bitsets but kept in one shared wildcard bitset per field, ORed
+//! in at lookup (see [`field`]), so the tables stay small and cache-resident
+//! whatever the mix of conditions. Up to [`LINEAR_MAX`] rules there are no
+//! tables: the rules are walked in order, as [`classify_linear`] does.
+//!
+//! Short cut: the most selective field (fewest candidates per interval,
+//! wildcards included; with /32 VIPs the destination) is looked up first;
+//! when it leaves at most [`VERIFY_MAX`] candidate bits, each is checked
+//! directly against its sub-rule's ranges, in bit order, and the other
+//! fields' tables are not touched. A packet then costs about one lookup
+//! whatever the rule count; otherwise it takes the full AND above.
+//!
 //! Counters: [`Classifier::classify_counted`] adds each matched rule's
 //! packet and IPv4 length into a per-worker `&mut [RuleCounter]` indexed by
 //! rule (no shared writes); indices past the slice are not counted, so a
@@ -64,13 +77,44 @@ const ADDR_MAX: u64 = u32::MAX as u64;
 const PORT_MAX: u64 = 65535;
 const L4_MAX: u64 = NO_PORT as u64;
 
+/// Up to this many rules, [`Classifier`] keeps the rules and walks them in
+/// order (what [`classify_linear`] does): a handful of compares beats the
+/// tables' binary searches and bitset ANDs.
+const LINEAR_MAX: usize = 16;
+
+/// At most this many candidates from the primary field are checked one by
+/// one instead of looking up and ANDing every other field.
+const VERIFY_MAX: usize = 16;
+
+/// Range count, in a bit's record, of a field the bit does not constrain.
+const ANY: usize = 0xffff;
+
 /// The compiled rule set. Build on the control side, share read-only.
 #[derive(Debug, Default)]
 pub struct Classifier {
-    /// Constrained fields only (protocol is always kept, so there is one).
+    /// Constrained fields only (protocol is always kept, so there is one);
+    /// empty when the rules are evaluated linearly (see [`LINEAR_MAX`]).
     fields: Vec<(Kind, FieldTable)>,
+    /// The rules themselves, with at most [`LINEAR_MAX`] of them (else empty).
+    linear: Vec<Rule>,
     /// Per bit: the rule it stands for and that rule's action.
     bits: Vec<(u32, Action)>,
+    /// Index in `fields` of the most selective field: a packet first takes
+    /// that field's candidates alone, and when there are at most
+    /// [`VERIFY_MAX`] checks them directly against `conds`.
+    primary: usize,
+    /// Per elementary interval of the primary field: `(start, len)` of its
+    /// candidate bits (wildcards included, in bit order) in `prim_bits`, or
+    /// `len == u32::MAX` when there are more than [`VERIFY_MAX`].
+    prim: Vec<(u32, u32)>,
+    /// A candidate bit, as the offset of its record in `conds`.
+    prim_bits: Vec<u32>,
+    /// Per bit, one record: four header entries (the number of ranges of
+    /// each field in [`Kind`] order, 16 bits each, [`ANY`] for a field it
+    /// does not constrain; the rule; the action),
+    /// then the ranges of values where the bit's condition on each field
+    /// holds, field after field. One or two cache lines per candidate.
+    conds: Vec<(u32, u32)>,
     chunks: usize,
     rules: usize,
 }
@@ -182,6 +226,15 @@ fn expand(r: &Rule) -> Vec<Sets> {
 impl Classifier {
     /// Compiles `rules` (control side: allocates; about 0.1 s for 10,000).
     pub fn build(rules: &[Rule]) -> Classifier {
+        Classifier::build_with(rules, LINEAR_MAX)
+    }
+
+    /// [`Classifier::build`] with tables from `linear_max + 1` rules on (the
+    /// tests use 0 to check the tables on small rule sets).
+    fn build_with(rules: &[Rule], linear_max: usize) -> Classifier {
+        if rules.len() <= linear_max {
+            return Classifier { linear: rules.to_vec(), rules: rules.len(), ..Classifier::default() };
+        }
         let mut bits = Vec::new();
         let mut sets: Vec<Sets> = Vec::new();
         for (i, r) in rules.iter().enumerate() {
@@ -199,6 +252,42 @@ impl Classifier {
             (Kind::Dport, column(|s| &s.dport), L4_MAX),
             (Kind::InPort, column(|s| &s.in_port), PORT_MAX),
         ];
+        let mut conds = Vec::new();
+        let mut off = Vec::with_capacity(sets.len());
+        for (s, &(rule, action)) in sets.iter().zip(&bits) {
+            off.push(conds.len() as u32);
+            // A field the bit does not constrain (its whole value space) is
+            // count ANY and no ranges.
+            let full = |r: &Ranges, max: u64| r.as_slice() == [(0, max)];
+            let f = [
+                (&s.src, ADDR_MAX),
+                (&s.dst, ADDR_MAX),
+                (&s.proto, 255),
+                (&s.sport, L4_MAX),
+                (&s.dport, L4_MAX),
+                (&s.in_port, PORT_MAX),
+            ]
+            .map(|(r, max)| if full(r, max) { None } else { Some(r) });
+            // Disjoint, non-adjacent ranges within 2^16 + 1 values (2 for an
+            // address prefix): at most 32,769, so 16 bits hold the count.
+            let n = |i: usize| match f.get(i) {
+                Some(Some(r)) => r.len().min(ANY - 1) as u32,
+                _ => ANY as u32,
+            };
+            conds.push((n(0) | n(1) << 16, n(2) | n(3) << 16));
+            conds.push((n(4) | n(5) << 16, rule));
+            let (tag, value, mask) = match action {
+                Action::Mark { value, mask } => (0, value, mask),
+                Action::Return => (1, 0, 0),
+                Action::Accept => (2, 0, 0),
+                Action::Count => (3, 0, 0),
+            };
+            conds.push((tag, value));
+            conds.push((mask, 0));
+            for r in f.into_iter().flatten() {
+                conds.extend(r.iter().take(ANY - 1).map(|&(lo, hi)| (lo as u32, hi as u32)));
+            }
+        }
         let mut fields = Vec::new();
         let mut chunks = 1;
         for (kind, col, max) in all {
@@ -208,7 +297,42 @@ impl Classifier {
                 fields.push((kind, t));
             }
         }
-        Classifier { fields, bits, chunks, rules: rules.len() }
+        let primary =
+            (0..fields.len()).min_by(|&a, &b| fields[a].1.mean_bits.total_cmp(&fields[b].1.mean_bits)).unwrap_or(0);
+        let (mut prim_row, mut prim_bits) = (Vec::new(), Vec::new());
+        let mut prim = Vec::new();
+        if let Some((_, t)) = fields.get(primary) {
+            let prim = &mut prim_row;
+            for r in 0..t.row_count() {
+                let row = r * chunks;
+                let start = prim_bits.len();
+                'row: for c in 0..chunks {
+                    let mut m = t.summary(row, c);
+                    while m != 0 {
+                        let b = m.trailing_zeros();
+                        m &= m - 1;
+                        let mut w = t.word(row, c, b);
+                        while w != 0 {
+                            if prim_bits.len() - start == VERIFY_MAX {
+                                prim_bits.truncate(start);
+                                prim.push((start as u32, u32::MAX));
+                                break 'row;
+                            }
+                            let bit = (c * 64 + b as usize) * 64 + w.trailing_zeros() as usize;
+                            prim_bits.push(off.get(bit).copied().unwrap_or(0));
+                            w &= w - 1;
+                        }
+                    }
+                }
+                if prim.len() == r {
+                    prim.push((start as u32, (prim_bits.len() - start) as u32));
+                }
+            }
+        }
+        if let Some((_, t)) = fields.get(primary) {
+            prim = t.interval_rows().iter().map(|&r| prim_row.get(r as usize).copied().unwrap_or((0, 0))).collect();
+        }
+        Classifier { fields, linear: Vec::new(), bits, primary, prim, prim_bits, conds, chunks, rules: rules.len() }
     }
 
     /// Number of rules compiled in.
@@ -222,7 +346,22 @@ impl Classifier {
 
     /// Heap bytes held by the tables (for the operator and the benchmark).
     pub fn bytes(&self) -> usize {
-        self.fields.iter().map(|(_, t)| t.bytes()).sum::<usize>() + self.bits.len() * 12
+        let linear: usize = self
+            .linear
+            .iter()
+            .map(|r| {
+                let ports = r.sport.iter().chain(&r.dport).chain(&r.ports);
+                std::mem::size_of::<Rule>()
+                    + ports.map(|m| std::mem::size_of::<PortMatch>() + m.ranges.len() * 4).sum::<usize>()
+                    + r.in_port.as_ref().map_or(0, |m| m.ports.len() * 2)
+            })
+            .sum();
+        self.fields.iter().map(|(_, t)| t.bytes()).sum::<usize>()
+            + self.bits.len() * 12
+            + self.conds.len() * 8
+            + self.prim.len() * 8
+            + self.prim_bits.len() * 4
+            + linear
     }
 
     /// The mark of an Ethernet frame received on `in_port`.
@@ -257,36 +396,66 @@ impl Classifier {
     /// The mark of a parsed key; `on_match(rule)` for each matched rule in
     /// order (once per rule, however many of its sub-rules matched).
     #[inline]
-    pub fn classify_key(&self, k: &Key, in_port: u16, mut on_match: impl FnMut(usize)) -> u32 {
+    pub fn classify_key(&self, k: &Key, in_port: u16, on_match: impl FnMut(usize)) -> u32 {
+        if self.fields.is_empty() {
+            return classify_linear(&self.linear, k, in_port, on_match);
+        }
+        self.classify_tables(k, in_port, on_match)
+    }
+
+    /// [`Classifier::classify_key`] through the tables (kept out of line so
+    /// that the small linear case inlines into the caller lean).
+    #[inline(never)]
+    fn classify_tables(&self, k: &Key, in_port: u16, mut on_match: impl FnMut(usize)) -> u32 {
+        let vals = [k.src, k.dst, u32::from(k.proto), k.sport, k.dport, u32::from(in_port)];
+        let value = |kind: Kind| match kind {
+            Kind::Src => k.src,
+            Kind::Dst => k.dst,
+            Kind::Proto => u32::from(k.proto),
+            Kind::Sport => k.sport,
+            Kind::Dport => k.dport,
+            Kind::InPort => u32::from(in_port),
+        };
+        // The primary field's candidates alone, if few: check each directly.
+        if let Some((kind, t)) = self.fields.get(self.primary) {
+            let (start, len) = self.prim.get(t.interval_of(value(*kind))).copied().unwrap_or((0, 0));
+            if len != u32::MAX {
+                let cand = self.prim_bits.get(start as usize..start as usize + len as usize).unwrap_or(&[]);
+                let mut mark = 0u32;
+                let mut last = u32::MAX;
+                for &at in cand {
+                    let Some((rule, action)) = self.holds(at as usize, &vals) else { continue };
+                    if rule == last {
+                        continue; // another sub-rule of a rule already applied
+                    }
+                    last = rule;
+                    on_match(rule as usize);
+                    if !action.apply(&mut mark) {
+                        return mark;
+                    }
+                }
+                return mark;
+            }
+        }
         let mut rows = [0usize; 6];
         let n = self.fields.len().min(6);
         for (row, (kind, t)) in rows.iter_mut().zip(&self.fields) {
-            let v = match kind {
-                Kind::Src => k.src,
-                Kind::Dst => k.dst,
-                Kind::Proto => u32::from(k.proto),
-                Kind::Sport => k.sport,
-                Kind::Dport => k.dport,
-                Kind::InPort => u32::from(in_port),
-            };
-            *row = t.row_of(v);
+            *row = t.row_of(value(*kind));
         }
         let fields = self.fields.get(..n).unwrap_or(&[]);
         let mut mark = 0u32;
         let mut last = u32::MAX;
-        let mut sums = [0u64; 6];
         for c in 0..self.chunks {
             let mut m = u64::MAX;
-            for ((s, (_, t)), &row) in sums.iter_mut().zip(fields).zip(&rows) {
-                *s = t.summary(row, c);
-                m &= *s;
+            for ((_, t), &row) in fields.iter().zip(&rows) {
+                m &= t.summary(row, c);
             }
             while m != 0 {
                 let b = m.trailing_zeros();
                 m &= m - 1;
                 let mut w = u64::MAX;
-                for (((_, t), &row), &s) in fields.iter().zip(&rows).zip(&sums) {
-                    w &= t.word(row, c, s, b);
+                for ((_, t), &row) in fields.iter().zip(&rows) {
+                    w &= t.word(row, c, b);
                 }
                 let word_base = (c * 64 + b as usize) * 64;
                 while w != 0 {
@@ -305,6 +474,36 @@ impl Classifier {
             }
         }
         mark
+    }
+}
+
+impl Classifier {
+    /// The rule and action of the bit whose record is at `at` in `conds`,
+    /// if its condition holds on every field of `vals` (in [`Kind`] order).
+    #[inline]
+    fn holds(&self, at: usize, vals: &[u32; 6]) -> Option<(u32, Action)> {
+        let head = self.conds.get(at..at + 4)?;
+        let [(a, b), (c, rule), (tag, value), (mask, _)] = *head else { return None };
+        let counts = [a & 0xffff, a >> 16, b & 0xffff, b >> 16, c & 0xffff, c >> 16];
+        let mut i = at + 4;
+        for (&v, &n) in vals.iter().zip(&counts) {
+            let n = n as usize;
+            if n == ANY {
+                continue;
+            }
+            let ranges = self.conds.get(i..i + n)?;
+            if !ranges.iter().any(|&(lo, hi)| lo <= v && v <= hi) {
+                return None;
+            }
+            i += n;
+        }
+        let action = match tag {
+            0 => Action::Mark { value, mask },
+            1 => Action::Return,
+            2 => Action::Accept,
+            _ => Action::Count,
+        };
+        Some((rule, action))
     }
 }
 

@@ -280,6 +280,30 @@ proptest! {
 }
 
 proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn tables_match_linear(rules in prop::collection::vec(arb_rule(), 0..40), keys in prop::collection::vec(arb_key(), 1..40)) {
+        // Small rule sets through the tables, not the linear fallback.
+        let c = Classifier::build_with(&rules, 0);
+        for (k, in_port) in &keys {
+            let mut want = Vec::new();
+            let mut got = Vec::new();
+            let m1 = classify_linear(&rules, k, *in_port, |i| want.push(i));
+            let m2 = c.classify_key(k, *in_port, |i| got.push(i));
+            prop_assert_eq!(m2, m1, "key {:?} in_port {}", k, in_port);
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn tables_never_panic(rules in prop::collection::vec(arb_rule(), 0..10), frame in prop::collection::vec(any::<u8>(), 0..80)) {
+        let c = Classifier::build_with(&rules, 0);
+        let _ = c.classify(&frame, 0);
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
@@ -328,4 +352,54 @@ fn build_10k_is_quick() {
     let f = tcp_frame([1, 2, 3, 4], [10, 0, 0, 7], 1, 443);
     let k = Key::parse(&f).unwrap();
     assert_eq!(c.classify(&f, 0), classify_linear(&rules, &k, 0, |_| {}));
+}
+
+#[test]
+fn clustered_rules_match_linear() {
+    // Clustered /32 and /24 destinations (the block index over the span of
+    // boundaries), ports with and without a condition, keys inside, at the
+    // edges of and outside the cluster.
+    let mut rules = Vec::new();
+    for i in 0..3_000u32 {
+        let dport = match i % 3 {
+            0 => vec![dports(&[(80, 80), ((i % 700) as u16 + 1000, (i % 700) as u16 + 1003)])],
+            1 => vec![dports(&[(443, 443)])],
+            _ => vec![],
+        };
+        rules.push(Rule {
+            dst: Some(Prefix { addr: 0x0a00_0000 + i * 13, len: if i % 7 == 0 { 24 } else { 32 }, negate: false }),
+            proto: (i % 5 != 0).then_some(ProtoMatch { proto: 6, negate: false }),
+            l4: !dport.is_empty(),
+            dport,
+            ..Rule::any(mark(i + 1))
+        });
+    }
+    rules
+        .push(Rule { src: Some(Prefix { addr: ip([1, 2, 0, 0]), len: 16, negate: true }), ..Rule::any(Action::Count) });
+    let c = Classifier::build(&rules);
+    let mut x = 0x9e37_79b9u32;
+    for j in 0..400u32 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        let dst = match j % 4 {
+            0 => 0x0a00_0000 + (x % 3_000) * 13,
+            1 => 0x0a00_0000 + x % 40_000,
+            2 => x,
+            _ => [0, 0x0a00_0000, 0x0a00_0000 + 2_999 * 13, 0x0a00_0000 + 2_999 * 13 + 1, u32::MAX][(x % 5) as usize],
+        };
+        let dport = [80, 443, 1000 + x % 800, x % 65536, NO_PORT][(j % 5) as usize];
+        let k = Key {
+            src: if j % 2 == 0 { ip([1, 2, 3, 4]) } else { x.rotate_left(7) },
+            dst,
+            proto: if j % 3 == 0 { 17 } else { 6 },
+            sport: if dport == NO_PORT { NO_PORT } else { 1234 },
+            dport,
+            len: 60,
+        };
+        let (mut want, mut got) = (Vec::new(), Vec::new());
+        let m1 = classify_linear(&rules, &k, 0, |i| want.push(i));
+        let m2 = c.classify_key(&k, 0, |i| got.push(i));
+        assert_eq!((m2, got), (m1, want), "key {k:?}");
+    }
 }

@@ -83,33 +83,11 @@ const RULES: &str = "\
 fn vdev_mode_boots_rvsd_and_loads_the_rules_like_ipvsadm_restore() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    common::lvs::write_pcap(&d.join("in.pcap"), &[]);
-    let config = d.join("rvs.toml");
     // A service in the config: ipvsadm-restore flushes the table first, so it goes.
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[dataplane]
-eal_args = ["--no-huge", "-m", "256", "--no-pci", "--log-level=lib.eal:warning"]
-mbufs = 2048
-poll_idle_us = 200
-conns_per_worker = 4096
-[[port]]
-name = "p0"
-device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out.pcap"
-addresses = ["10.0.1.1/24"]
-[control]
-socket = "{d}/rvsd.sock"
-[[service]]
-protocol = "tcp"
-address = "10.9.9.9:80"
-scheduler = "rr"
-"#,
-            d = d.display()
-        ),
-    )
-    .unwrap();
+    let config = common::daemon::write_config(
+        d,
+        "[[service]]\nprotocol = \"tcp\"\naddress = \"10.9.9.9:80\"\nscheduler = \"rr\"\n",
+    );
     let rules = d.join("ipvsadm.rules");
     std::fs::write(&rules, RULES).unwrap();
     let socket = d.join("rvsd.sock");

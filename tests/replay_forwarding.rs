@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{drop_count, port_counts, run_rvsd};
 use etherparse::{LinkSlice, NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
-use pcap_file::pcap::{PcapPacket, PcapReader, PcapWriter};
+use pcap_file::pcap::{PcapPacket, PcapWriter};
 
 const PORT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 1, 2];
@@ -22,15 +22,6 @@ fn write_pcap(path: &Path, frames: &[(Duration, Vec<u8>)]) {
     for (ts, f) in frames {
         w.write_packet(&PcapPacket::new(*ts, f.len() as u32, f)).unwrap();
     }
-}
-
-fn read_pcap(path: &Path) -> Vec<Vec<u8>> {
-    let mut r = PcapReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let mut out = Vec::new();
-    while let Some(p) = r.next_packet() {
-        out.push(p.unwrap().data.into_owned());
-    }
-    out
 }
 
 fn udp(dst: [u8; 4], ttl: u8, payload: &[u8]) -> Vec<u8> {
@@ -160,7 +151,7 @@ fn replay_forwards_rewrites_macs_and_counts_drops() {
 
     // Output decoded by etherparse: same packets in order, MACs rewritten, TTL - 1,
     // IPv4 checksum valid, transport bytes untouched.
-    let got = read_pcap(&dir.path().join("out.pcap"));
+    let got = common::lvs::read_pcap(&dir.path().join("out.pcap"));
     assert_eq!(got.len(), forwarded_in.len());
     for (i, (o, inp)) in got.iter().zip(&forwarded_in).enumerate() {
         let p = SlicedPacket::from_ethernet(o).unwrap_or_else(|e| panic!("packet {i}: {e}"));

@@ -138,7 +138,7 @@ fn run(config_path: &Path, cfg: &conf::Config) -> Result<()> {
 
 fn serve(config_path: &Path, cfg: &conf::Config, workers: usize, replay: bool, expected: &[Option<u64>]) -> Result<()> {
     let ts_field = if replay { TimestampField::register() } else { None };
-    let pool = Mempool::new("rvs_mbufs", cfg.dataplane.mbufs)?;
+    let pool = Arc::new(Mempool::new("rvs_mbufs", cfg.dataplane.mbufs)?);
     let mut ports: Vec<Port> = Vec::new();
     let opened = (|| -> Result<()> {
         for p in &cfg.port {
@@ -168,7 +168,8 @@ fn serve(config_path: &Path, cfg: &conf::Config, workers: usize, replay: bool, e
         }
         Ok(())
     })();
-    let result = opened.and_then(|()| forward(config_path, cfg, workers, replay, expected, &mut ports, ts_field));
+    let result =
+        opened.and_then(|()| forward(config_path, cfg, workers, replay, expected, &mut ports, ts_field, &pool));
     for p in ports {
         p.close();
     }
@@ -183,6 +184,7 @@ fn forward(
     expected: &[Option<u64>],
     ports: &mut [Port],
     ts_field: Option<TimestampField>,
+    pool: &Arc<Mempool>,
 ) -> Result<()> {
     let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac).collect();
     let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(cfg, &macs, workers)));
@@ -218,8 +220,60 @@ fn forward(
             conns_capacity: cfg.dataplane.conns_per_worker,
             seed: seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             ctl: worker_ctl[id].clone(),
+            exception: None,
+            learned: None,
         })
         .collect();
+    // The exception path (ARP, the kernel's taps), live mode only: one ring
+    // from each worker, one to worker 0, which transmits on every port.
+    let exception = if replay {
+        None
+    } else {
+        let learned = Arc::new(ArcSwap::from_pointee(dataplane::fwd::Learned::default()));
+        let mut from_workers = Vec::new();
+        for (w, setup) in setups.iter_mut().enumerate() {
+            let (p, c) = dpdk::ring(&format!("rvs_exc_{w}"), 1024)?;
+            setup.exception = Some(p);
+            setup.learned = Some(learned.clone());
+            from_workers.push(c);
+        }
+        let (to_tx, tx_c) = dpdk::ring("rvs_exc_tx", 1024)?;
+        setups[0].tx_from.push(tx_c);
+        let mut xports = Vec::new();
+        for (c, p) in cfg.port.iter().zip(ports.iter()) {
+            let tap = if c.kernel {
+                let addrs: Vec<(std::net::Ipv4Addr, u8)> = c.addresses.iter().map(|a| (a.addr, a.len)).collect();
+                let routes: Vec<(std::net::Ipv4Addr, u8, std::net::Ipv4Addr)> = cfg
+                    .route
+                    .iter()
+                    .filter(|r| r.port == c.name)
+                    .filter_map(|r| Some((r.prefix.addr, r.prefix.len, r.via?)))
+                    .collect();
+                let t = dataplane::exception::Tap::create(&c.tap, p.mac, &addrs, &routes).with_context(|| {
+                    format!(
+                        "port {}: kernel tap \"{}\" (set kernel = false on the port to run without one)",
+                        c.name, c.tap
+                    )
+                })?;
+                println!("rvsd: port {} has kernel interface {} ({} address(es))", c.name, c.tap, addrs.len());
+                Some(t)
+            } else {
+                None
+            };
+            xports.push(dataplane::exception::ExceptionPort { mac: p.mac, tap });
+        }
+        Some(dataplane::exception::ExceptionSetup {
+            from_workers,
+            to_tx,
+            pool: pool.clone(),
+            snapshot: snapshot.clone(),
+            learned,
+            neighbors: Arc::new(ArcSwap::from_pointee(Vec::new())),
+            ports: xports,
+            counters: Arc::new(dataplane::exception::ExceptionCounters::default()),
+            stop: stop.clone(),
+        })
+    };
     // Flow hand-over rings between every pair of workers.
     for i in 0..workers {
         for j in 0..workers {
@@ -272,6 +326,23 @@ fn forward(
             }
         }
     }
+    let mut exception_view = None;
+    let exception_thread = match exception {
+        Some(setup) => {
+            exception_view = Some(ctl::control::ExceptionView {
+                neighbors: setup.neighbors.clone(),
+                counters: setup.counters.clone(),
+            });
+            Some(
+                std::thread::Builder::new()
+                    .name("rvs-exception".into())
+                    .spawn(move || dataplane::exception::run(setup))
+                    .context("exception path thread")?,
+            )
+        }
+        None => None,
+    };
+    let exception_counters = exception_view.as_ref().map(|v| v.counters.clone());
     let snap = snapshot.load();
     if snap.owner_prefix < cfg.dataplane.owner_prefix {
         println!(
@@ -313,7 +384,7 @@ fn forward(
             })
             .collect()
     });
-    let control = Arc::new(Control::new(
+    let mut control = Control::new(
         config_path.to_path_buf(),
         cfg.clone(),
         snapshot.clone(),
@@ -323,7 +394,9 @@ fn forward(
         worker_ctl.clone(),
         dump_rx,
         port_stats,
-    ));
+    );
+    control.exception = exception_view;
+    let control = Arc::new(control);
     control.spawn_estimator();
     let socket = if replay {
         None
@@ -404,12 +477,19 @@ fn forward(
     for l in &lcores {
         dpdk::wait_lcore(*l);
     }
+    if let Some(t) = exception_thread {
+        let _ = t.join();
+    }
     let elapsed = started.elapsed();
     if let Some(note) = &replay_note {
         println!("rvsd: {note}");
     }
     drop(socket);
     print_totals(cfg, ports, &counters, elapsed);
+    if let Some(x) = exception_counters {
+        let parts: Vec<String> = x.list().iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect();
+        println!("exception path: {}", if parts.is_empty() { "idle".into() } else { parts.join(", ") });
+    }
     for line in ctl::state::describe(&snapshot.load()) {
         println!("{line}");
     }

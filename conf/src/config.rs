@@ -112,6 +112,11 @@ pub struct Port {
     pub mac: Option<MacAddr>,
     /// The box's own addresses on this port.
     pub addresses: Vec<Ipv4Cidr>,
+    /// Whether the port has a kernel exception path (a tap interface with the
+    /// port's MAC and addresses; live mode only). Default true.
+    pub kernel: bool,
+    /// The tap interface's name; default the port's name.
+    pub tap: String,
 }
 
 impl Port {

@@ -212,6 +212,8 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
                 device: "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap".into(),
                 mac: Some(MacAddr([2, 0, 0, 0, 0, 1])),
                 addresses: vec![Ipv4Cidr { addr: Ipv4Addr::new(10, 0, 0, 2), len: 24 }],
+                kernel: true,
+                tap: "p0".into(),
             }],
             route: vec![Route {
                 prefix: Ipv4Prefix::DEFAULT,
@@ -276,7 +278,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
         );
         assert_eq!(
             err("[[port]]\nname = \"p0\"\ndevice = \"d\"\n[[port]]\nname = \"p1\"\nmacc = \"x\"\n"),
-            "rvs.toml:6:1: port[1].macc: unknown key (valid keys: name, device, mac, addresses)"
+            "rvs.toml:6:1: port[1].macc: unknown key (valid keys: name, device, mac, addresses, kernel, tap)"
         );
         assert_eq!(
             err("[routes]\n"),
@@ -297,7 +299,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
         );
         assert_eq!(
             err("port = [{ name = \"p0\", device = \"d\", bogus = 1 }]\n"),
-            "rvs.toml:1:38: port[0].bogus: unknown key (valid keys: name, device, mac, addresses)"
+            "rvs.toml:1:38: port[0].bogus: unknown key (valid keys: name, device, mac, addresses, kernel, tap)"
         );
     }
 

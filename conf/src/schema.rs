@@ -49,6 +49,8 @@ pub(crate) struct RawPort {
     pub device: Option<S<String>>,
     pub mac: Option<S<String>>,
     pub addresses: Option<Vec<S<String>>>,
+    pub kernel: Option<S<bool>>,
+    pub tap: Option<S<String>>,
 }
 
 #[derive(Deserialize)]

@@ -273,7 +273,43 @@ impl Validator<'_> {
             addresses.push(cidr);
         }
 
-        Ok((Port { name: n.clone(), device: d.clone(), mac, addresses }, device.span().start))
+        // Kernel exception path.
+        let kernel = raw.kernel.as_ref().is_none_or(|k| *k.get_ref());
+        let tap = match &raw.tap {
+            Some(t) => {
+                let key = format!("{at}.tap");
+                let v = t.get_ref();
+                if v.is_empty()
+                    || v.len() > MAX_PORT_NAME
+                    || !v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+                {
+                    return Err(self.invalid(
+                        t,
+                        key,
+                        format!(
+                            "\"{v}\" is not an interface name (1 to {MAX_PORT_NAME} of letters, digits, '_', '.', '-')"
+                        ),
+                    ));
+                }
+                v.clone()
+            }
+            None => n.clone(),
+        };
+        if kernel {
+            if let Some(p) = earlier.iter().find(|p| p.kernel && p.tap == tap) {
+                let what = raw.tap.as_ref().unwrap_or(name);
+                return Err(self.invalid(
+                    what,
+                    format!("{at}.tap"),
+                    format!(
+                        "tap interface \"{tap}\" is already port \"{}\"'s; set tap = \"...\" to tell them apart",
+                        p.name
+                    ),
+                ));
+            }
+        }
+
+        Ok((Port { name: n.clone(), device: d.clone(), mac, addresses, kernel, tap }, device.span().start))
     }
 
     fn unicast_mac(&self, m: &S<String>, key: &str, what: &str) -> Result<MacAddr, ConfError> {

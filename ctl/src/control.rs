@@ -31,7 +31,15 @@ pub struct Control {
     pub worker_ctl: Vec<Arc<WorkerCtl>>,
     pub dumps: Mutex<Receiver<(usize, Vec<ConnDump>)>>,
     pub port_stats: PortStatsFn,
+    /// The exception path's neighbour table and counters (absent in replay mode).
+    pub exception: Option<ExceptionView>,
     inner: Mutex<Inner>,
+}
+
+/// What the control side reads of the exception path.
+pub struct ExceptionView {
+    pub neighbors: Arc<ArcSwap<Vec<dataplane::exception::NeighborRow>>>,
+    pub counters: Arc<dataplane::exception::ExceptionCounters>,
 }
 
 struct Inner {
@@ -149,6 +157,7 @@ impl Control {
             worker_ctl,
             dumps: Mutex::new(dumps),
             port_stats,
+            exception: None,
             inner: Mutex::new(Inner {
                 mark_offset: vec![(0, 0); cfg.fwmark.len()],
                 cfg,
@@ -376,22 +385,45 @@ impl Control {
         Response::Ports {
             ports: (self.port_stats)(),
             drops: t.drops.iter().filter(|d| d.1 > 0).map(|(r, n)| (r.as_str().to_owned(), *n)).collect(),
+            exception: self
+                .exception
+                .as_ref()
+                .map(|e| e.counters.list().into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+                .unwrap_or_default(),
         }
     }
 
+    /// Static entries, then what ARP learned (a static entry hides a learned
+    /// one for the same address and port, as it wins in the dataplane).
     fn neighbors(&self) -> Response {
         let cfg = &self.lock().cfg;
-        Response::Neighbors(
-            cfg.neighbor
-                .iter()
-                .map(|n| proto::NeighborInfo {
-                    ip: n.ip,
-                    mac: n.mac.to_string(),
-                    port: n.port.clone(),
-                    state: "static".into(),
-                })
-                .collect(),
-        )
+        let mut out: Vec<proto::NeighborInfo> = cfg
+            .neighbor
+            .iter()
+            .map(|n| proto::NeighborInfo {
+                ip: n.ip,
+                mac: n.mac.to_string(),
+                port: n.port.clone(),
+                state: "permanent".into(),
+                age_s: None,
+            })
+            .collect();
+        if let Some(e) = &self.exception {
+            for r in e.neighbors.load().iter() {
+                let port = cfg.port.get(r.port as usize).map_or_else(|| r.port.to_string(), |p| p.name.clone());
+                if out.iter().any(|n| n.ip == r.ip && n.port == port) {
+                    continue;
+                }
+                out.push(proto::NeighborInfo {
+                    ip: r.ip,
+                    mac: r.mac.map_or_else(|| "(incomplete)".into(), |m| conf::MacAddr(m).to_string()),
+                    port,
+                    state: r.state.into(),
+                    age_s: r.mac.map(|_| r.age_ms / 1000),
+                });
+            }
+        }
+        Response::Neighbors(out)
     }
 
     fn list(&self, what: ListWhat, only: Option<SvcKey>) -> Response {

@@ -82,7 +82,7 @@ impl Scrape {
             s.services = services;
         }
         let mut seen = Vec::new();
-        if let Response::Ports { ports, drops } = ports {
+        if let Response::Ports { ports, drops, .. } = ports {
             s.ports = ports;
             seen = drops;
         }
@@ -520,7 +520,7 @@ mod tests {
         };
         let mut s = Scrape::from_responses(
             Response::Services { conn_tab_size: 4096, services: vec![svc] },
-            Response::Ports { ports: vec![port], drops: vec![("no_route".into(), 1)] },
+            Response::Ports { ports: vec![port], drops: vec![("no_route".into(), 1)], exception: vec![] },
             Response::Timeouts { tcp: 900, tcpfin: 120, udp: 300 },
             vec![WorkerFigures {
                 conns_live: 3,
@@ -641,7 +641,11 @@ rvs_timeout_seconds{{state="udp"}} 300
     fn every_drop_reason_is_present_and_unknown_ones_kept() {
         let s = Scrape::from_responses(
             Response::Error { message: "x".into(), exit_code: 255 },
-            Response::Ports { ports: vec![], drops: vec![("no_route".into(), 7), ("from_the_future".into(), 2)] },
+            Response::Ports {
+                ports: vec![],
+                drops: vec![("no_route".into(), 7), ("from_the_future".into(), 2)],
+                exception: vec![],
+            },
             Response::Ok,
             vec![],
         );

@@ -234,8 +234,12 @@ pub struct NeighborInfo {
     pub ip: Ipv4Addr,
     pub mac: String,
     pub port: String,
-    /// "static" (from [[neighbor]]), later "reachable", "stale"...
+    /// "permanent" (from [[neighbor]]) or what ARP made of it: "reachable",
+    /// "stale", "probe", "incomplete" (`ip neigh` words).
     pub state: String,
+    /// Seconds since ARP last confirmed it (None for static entries).
+    #[serde(default)]
+    pub age_s: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +268,9 @@ pub enum Response {
     Ports {
         ports: Vec<PortInfo>,
         drops: Vec<(String, u64)>,
+        /// The exception path's counters (ARP, kernel tap traffic).
+        #[serde(default)]
+        exception: Vec<(String, u64)>,
     },
     Neighbors(Vec<NeighborInfo>),
     /// Free text (config show/check, version).

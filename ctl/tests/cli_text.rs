@@ -669,6 +669,7 @@ fn errors_json_and_extras() {
             rx_nombuf: 0,
         }],
         drops: vec![("no_service".into(), 42), ("bad_checksum".into(), 7)],
+        exception: vec![("arp_received".into(), 5), ("to_kernel".into(), 12)],
     };
     assert_eq!(
         out("rvsadm ports", &ports),
@@ -680,6 +681,10 @@ wan   0000:3b:00.0  02:00:00:00:00:01     1234567  98765432     1200000  9700000
 DROP-REASON   PACKETS
 no_service         42
 bad_checksum        7
+
+EXCEPTION-PATH  COUNT
+arp_received        5
+to_kernel          12
 "
     );
     let neigh = Response::Neighbors(vec![
@@ -687,20 +692,22 @@ bad_checksum        7
             ip: ip("10.0.2.11"),
             mac: "02:00:00:00:02:0b".into(),
             port: "lan".into(),
-            state: "static".into(),
+            state: "permanent".into(),
+            age_s: None,
         },
         NeighborInfo {
             ip: ip("10.0.0.1"),
             mac: "02:00:00:00:00:fe".into(),
             port: "wan".into(),
             state: "reachable".into(),
+            age_s: Some(12),
         },
     ]);
     assert_eq!(
         out("rvsadm neigh", &neigh),
-        "IP         MAC                PORT  STATE
-10.0.0.1   02:00:00:00:00:fe  wan   reachable
-10.0.2.11  02:00:00:00:02:0b  lan   static
+        "IP         MAC                PORT  STATE      AGE
+10.0.0.1   02:00:00:00:00:fe  wan   reachable   12
+10.0.2.11  02:00:00:00:02:0b  lan   permanent    -
 "
     );
 }

@@ -61,6 +61,8 @@ pub struct WorkerCounters {
     pub taken_over: Counter,
     /// Live entries in the worker's connection table (gauge).
     pub conns_live: Counter,
+    /// Packets handed to the exception path (ARP, the kernel's, awaiting a neighbour).
+    pub exception: Counter,
     /// The worker's clock (ns) at its last burst: in replay mode, the newest
     /// packet timestamp it has seen.
     pub clock_ns: Counter,
@@ -78,6 +80,7 @@ impl WorkerCounters {
             handled: Counter::default(),
             handed_off: Counter::default(),
             taken_over: Counter::default(),
+            exception: Counter::default(),
             clock_ns: Counter::default(),
         }
     }

@@ -140,12 +140,20 @@ pub fn owner_of(client: Ipv4Addr, prefix: u8, workers: usize) -> usize {
 pub struct Lb {
     pub worker: usize,
     pub conns: ConnTable,
+    /// Neighbours and addresses learned at run time (the worker refreshes it
+    /// once per round from what the exception path publishes).
+    pub learned: std::sync::Arc<fwd::Learned>,
     ip_ident: u16,
 }
 
 impl Lb {
     pub fn new(worker: usize, conns_capacity: u32, seed: u64) -> Lb {
-        Lb { worker, conns: ConnTable::new(conns_capacity, seed), ip_ident: (worker as u16).wrapping_mul(0x3fff) }
+        Lb {
+            worker,
+            conns: ConnTable::new(conns_capacity, seed),
+            learned: Default::default(),
+            ip_ident: (worker as u16).wrapping_mul(0x3fff),
+        }
     }
 
     /// Prefetches the connection-table buckets a frame will look up (both the
@@ -197,7 +205,7 @@ impl Lb {
             }
         }
         if !snap.has_services() {
-            return fwd::forward(pkt, &snap.fib);
+            return fwd::forward(pkt, &snap.fib, &self.learned);
         }
         let flow = match parse(pkt) {
             Ok(f) => f,
@@ -214,7 +222,7 @@ impl Lb {
         if snap.is_vip(flow.dst) && !snap.fib.is_local(flow.dst) {
             return Verdict::Drop(DropReason::VipUnhandled);
         }
-        fwd::forward(pkt, &snap.fib)
+        fwd::forward(pkt, &snap.fib, &self.learned)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -540,29 +548,29 @@ impl Lb {
                 self.route_to(pkt, daddr, snap)
             }
             FwdMethod::Route => {
-                let (port, mac) = match snap.fib.resolve(daddr) {
+                let hop = match snap.fib.resolve(daddr, &self.learned) {
                     Ok(x) => x,
                     Err(r) => return Verdict::Drop(r),
                 };
-                match xmit::dr::rewrite(pkt, mac, snap.fib.port_mac(port)) {
-                    Ok(()) => Verdict::Forward { port },
+                match xmit::dr::rewrite(pkt, hop.mac_or_zero(), snap.fib.port_mac(hop.port)) {
+                    Ok(()) => hop.verdict(),
                     Err(e) => self.xmit_error(pkt, e, vip, in_port),
                 }
             }
             FwdMethod::Tunnel => {
-                let (port, mac) = match snap.fib.resolve(daddr) {
+                let hop = match snap.fib.resolve(daddr, &self.learned) {
                     Ok(x) => x,
                     Err(r) => return Verdict::Drop(r),
                 };
-                let Some(src) = snap.fib.port_addr(port) else {
+                let Some(src) = snap.fib.port_addr(hop.port) else {
                     return Verdict::Drop(DropReason::NoSourceAddress);
                 };
                 self.ip_ident = self.ip_ident.wrapping_add(1);
                 if let Err(e) = xmit::tun::encapsulate(pkt, src, daddr, self.ip_ident, snap.knobs.pmtu_disc, PATH_MTU) {
                     return self.xmit_error(pkt, e, vip, in_port);
                 }
-                match xmit::set_macs(pkt, mac, snap.fib.port_mac(port)) {
-                    Ok(()) => Verdict::Forward { port },
+                match xmit::set_macs(pkt, hop.mac_or_zero(), snap.fib.port_mac(hop.port)) {
+                    Ok(()) => hop.verdict(),
                     Err(e) => Verdict::Drop(xmit_drop(e)),
                 }
             }
@@ -571,9 +579,9 @@ impl Lb {
 
     /// Sets the MACs for the next hop to `dst` and picks the port.
     fn route_to<B: PacketBuf>(&self, pkt: &mut B, dst: Ipv4Addr, snap: &Snapshot) -> Verdict {
-        match snap.fib.resolve(dst) {
-            Ok((port, mac)) => match xmit::set_macs(pkt, mac, snap.fib.port_mac(port)) {
-                Ok(()) => Verdict::Forward { port },
+        match snap.fib.resolve(dst, &self.learned) {
+            Ok(hop) => match xmit::set_macs(pkt, hop.mac_or_zero(), snap.fib.port_mac(hop.port)) {
+                Ok(()) => hop.verdict(),
                 Err(e) => Verdict::Drop(xmit_drop(e)),
             },
             Err(r) => Verdict::Drop(r),

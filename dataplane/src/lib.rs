@@ -17,6 +17,7 @@ pub mod clock;
 pub mod conn;
 pub mod counters;
 pub mod dpdk;
+pub mod exception;
 pub mod fwd;
 pub mod lb;
 pub mod proto;

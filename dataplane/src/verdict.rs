@@ -5,6 +5,10 @@
 pub enum Verdict {
     /// Send on the port with this index (the config's `[[port]]` order).
     Forward { port: u16 },
+    /// Send on `port` once the MAC of `next_hop` is known: the packet is
+    /// rewritten except for its destination MAC, which the neighbour resolver
+    /// fills in (without a resolver: dropped as [`DropReason::NoNeighbor`]).
+    Resolve { port: u16, next_hop: std::net::Ipv4Addr },
     /// Free the packet and count the reason.
     Drop(DropReason),
 }
@@ -37,10 +41,10 @@ macro_rules! drop_reasons {
 
 drop_reasons! {
     EthTruncated => "eth_truncated", "Shorter than an Ethernet header.";
-    NotIpv4 => "not_ipv4", "Not IPv4 (ARP, IPv6, VLAN-tagged...): no exception path in this build.";
+    NotIpv4 => "not_ipv4", "Not IPv4 (ARP, IPv6, VLAN-tagged...) and the port has no kernel exception path.";
     Ipv4Invalid => "ipv4_invalid", "IPv4 header fails validation (version, IHL, total length).";
     Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum is wrong.";
-    Local => "local", "Addressed to one of the box's own addresses.";
+    Local => "local", "Addressed to one of the box's own addresses and the port has no kernel exception path.";
     NoRoute => "no_route", "No route to the destination.";
     NoNeighbor => "no_neighbor", "The next hop's MAC is unknown.";
     TtlExpired => "ttl_expired", "TTL would reach 0 when forwarded.";
@@ -53,7 +57,7 @@ drop_reasons! {
     DestUnavailable => "dest_unavailable", "The connection's real server was removed (expire_nodest_conn = 0, §2.4).";
     ConnTableFull => "conn_table_full", "The worker's connection table is full.";
     NoSourceAddress => "no_source_address", "The egress port has no address to use as a tunnel source.";
-    VipUnhandled => "vip_unhandled", "Addressed to a VIP but not to a configured service port (no local stack in this build).";
+    VipUnhandled => "vip_unhandled", "Addressed to a VIP but not to a configured service port, and the port has no kernel exception path.";
     XmitMalformed => "xmit_malformed", "The rewrite found a header it could not handle.";
     UnsupportedProto => "unsupported_proto", "NAT of a protocol other than TCP, UDP or related ICMP.";
     MtuTooSmall => "mtu_too_small", "Tunnel MTU below 68 (§4.4).";
@@ -64,7 +68,18 @@ drop_reasons! {
     HandoffFull => "handoff_full", "The ring to the worker that owns the flow was full.";
     MartianSource => "martian_source", "Source 0.0.0.0, loopback, multicast or broadcast (Linux drops these before IPVS).";
     NotForUs => "not_for_us", "Unicast frame to another MAC (seen in promiscuous mode).";
-    L2Multicast => "l2_multicast", "Broadcast or multicast frame (no kernel exception path in this build).";
+    L2Multicast => "l2_multicast", "Broadcast or multicast frame and the port has no kernel exception path.";
+    KernelFull => "kernel_full", "The ring to the kernel exception path was full.";
+}
+
+impl DropReason {
+    /// Whether a packet dropped for this reason belongs to the kernel instead
+    /// when its port has an exception path: the box's own traffic, ARP,
+    /// multicast (VRRP, routing protocols), non-IPv4.
+    #[inline]
+    pub fn goes_to_kernel(self) -> bool {
+        matches!(self, DropReason::Local | DropReason::VipUnhandled | DropReason::L2Multicast | DropReason::NotIpv4)
+    }
 }
 
 impl std::fmt::Display for DropReason {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 
 use crate::buf::PacketBuf;
 use crate::clock::Clock;
@@ -85,6 +85,12 @@ pub struct WorkerSetup {
     pub conns_capacity: u32,
     pub seed: u64,
     pub ctl: Arc<WorkerCtl>,
+    /// The ring to the exception path (ARP, the kernel's traffic, packets
+    /// waiting for a neighbour); None in replay mode, where those are dropped
+    /// with their reason.
+    pub exception: Option<RingProducer>,
+    /// What the exception path learned (neighbours, kernel-held addresses).
+    pub learned: Option<Arc<ArcSwap<crate::fwd::Learned>>>,
 }
 
 struct Io<'a> {
@@ -95,6 +101,8 @@ struct Io<'a> {
     via_batches: Vec<MbufBatch>,
     to_owner: &'a [Option<RingProducer>],
     owner_batches: Vec<MbufBatch>,
+    exception: Option<&'a RingProducer>,
+    exception_batch: MbufBatch,
     drops: MbufBatch,
     counters: &'a WorkerCounters,
 }
@@ -152,6 +160,26 @@ impl Io<'_> {
         }
     }
 
+    /// Hands a packet to the exception path: `next_hop` zero for the kernel
+    /// (or ARP), else the neighbour it waits for, `port` the port index it
+    /// came in on or leaves through.
+    #[inline]
+    fn pass_exception(&mut self, mut m: Mbuf, port: u16, next_hop: u32, otherwise: DropReason) {
+        let Some(ring) = self.exception else {
+            self.drop_pkt(m, otherwise);
+            return;
+        };
+        m.set_port(port);
+        m.set_tag(next_hop);
+        if self.exception_batch.is_full() {
+            flush_ring(ring, &mut self.exception_batch, self.counters);
+        }
+        match self.exception_batch.push(m) {
+            Ok(()) => self.counters.exception.add(1),
+            Err(m) => self.drop_pkt(m, DropReason::KernelFull),
+        }
+    }
+
     fn flush_all(&mut self) {
         for (port, (q, batch)) in self.tx.iter().zip(self.tx_batches.iter_mut()).enumerate() {
             if let Some(q) = q {
@@ -167,6 +195,9 @@ impl Io<'_> {
             if let Some(r) = r {
                 flush_ring(r, batch, self.counters);
             }
+        }
+        if let Some(r) = self.exception {
+            flush_ring_as(r, &mut self.exception_batch, self.counters, DropReason::KernelFull, false);
         }
         self.drops.free_all();
     }
@@ -194,6 +225,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
         conns_capacity,
         seed,
         ctl,
+        exception,
+        learned,
     } = setup;
     let mut clock = if replay { Clock::replay() } else { Clock::live(dpdk::tsc_hz(), dpdk::tsc_cycles()) };
     let mut lb = Lb::new(id, conns_capacity, seed);
@@ -205,6 +238,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
         via_batches: tx_rings.iter().map(|_| MbufBatch::new()).collect(),
         to_owner: &to_owner,
         owner_batches: to_owner.iter().map(|_| MbufBatch::new()).collect(),
+        exception: exception.as_ref(),
+        exception_batch: MbufBatch::new(),
         drops: MbufBatch::new(),
         counters: &counters,
     };
@@ -213,6 +248,12 @@ pub fn run(setup: WorkerSetup) -> i32 {
 
     while !stop.all.load(Relaxed) {
         let snap = snapshot.load();
+        if let Some(l) = &learned {
+            let now = l.load();
+            if !Arc::ptr_eq(&now, &lb.learned) {
+                lb.learned = Guard::into_inner(now);
+            }
+        }
         clock.tick(dpdk::tsc_cycles());
         let mut got = 0;
         let mut handled = 0u64;
@@ -320,6 +361,8 @@ fn handle(
     lb.expire(now);
     match lb.process(&mut m, in_port, mark, snap, now, io.counters) {
         Verdict::Forward { port } => io.send(m, port),
+        Verdict::Resolve { port, next_hop } => io.pass_exception(m, port, u32::from(next_hop), DropReason::NoNeighbor),
+        Verdict::Drop(r) if r.goes_to_kernel() => io.pass_exception(m, in_port, 0, r),
         Verdict::Drop(r) => io.drop_pkt(m, r),
     }
 }
@@ -348,13 +391,26 @@ fn flush_tx(q: &TxQueue, batch: &mut MbufBatch, counters: &WorkerCounters, port:
 /// Hands a batch to another worker; what the ring refuses is counted and freed.
 #[inline]
 fn flush_ring(ring: &RingProducer, batch: &mut MbufBatch, counters: &WorkerCounters) {
+    flush_ring_as(ring, batch, counters, DropReason::HandoffFull, true)
+}
+
+#[inline]
+fn flush_ring_as(
+    ring: &RingProducer,
+    batch: &mut MbufBatch,
+    counters: &WorkerCounters,
+    full: DropReason,
+    count_handoff: bool,
+) {
     if batch.is_empty() {
         return;
     }
     let sent = ring.enqueue(batch);
-    counters.handed_off.add(sent as u64);
+    if count_handoff {
+        counters.handed_off.add(sent as u64);
+    }
     if !batch.is_empty() {
-        counters.count_drop(DropReason::HandoffFull, batch.len() as u64);
+        counters.count_drop(full, batch.len() as u64);
         batch.free_all();
     }
 }

@@ -60,7 +60,7 @@ pub fn outcome(cmd: &Command, resp: &Response) -> Outcome {
             format!("Timeout (tcp tcpfin udp): {tcp} {tcpfin} {udp}\n")
         }
         (View::Daemons, Response::Daemons(d)) => list_daemons(d),
-        (View::Ports, Response::Ports { ports, drops }) => list_ports(ports, drops),
+        (View::Ports, Response::Ports { ports, drops, exception }) => list_ports(ports, drops, exception),
         (View::Neighbors, Response::Neighbors(n)) => list_neighbors(n),
         (_, Response::Text(t)) => {
             let mut t = t.clone();
@@ -428,7 +428,7 @@ fn table(headers: &[&str], numeric: &[bool], rows: &[Vec<String>]) -> String {
 }
 
 /// `rvsadm ports`: one row per port, then the drop reasons.
-fn list_ports(ports: &[PortInfo], drops: &[(String, u64)]) -> String {
+fn list_ports(ports: &[PortInfo], drops: &[(String, u64)], exception: &[(String, u64)]) -> String {
     let rows: Vec<Vec<String>> = ports
         .iter()
         .map(|p| {
@@ -467,6 +467,11 @@ fn list_ports(ports: &[PortInfo], drops: &[(String, u64)]) -> String {
     out.push('\n');
     let rows: Vec<Vec<String>> = drops.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect();
     out.push_str(&table(&["DROP-REASON", "PACKETS"], &[false, true], &rows));
+    if !exception.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = exception.iter().map(|(r, n)| vec![r.clone(), n.to_string()]).collect();
+        out.push_str(&table(&["EXCEPTION-PATH", "COUNT"], &[false, true], &rows));
+    }
     out
 }
 
@@ -474,9 +479,14 @@ fn list_ports(ports: &[PortInfo], drops: &[(String, u64)]) -> String {
 fn list_neighbors(neighbors: &[NeighborInfo]) -> String {
     let mut sorted: Vec<&NeighborInfo> = neighbors.iter().collect();
     sorted.sort_by_key(|n| (u32::from(n.ip), n.port.clone()));
-    let rows: Vec<Vec<String>> =
-        sorted.iter().map(|n| vec![n.ip.to_string(), n.mac.clone(), n.port.clone(), n.state.clone()]).collect();
-    table(&["IP", "MAC", "PORT", "STATE"], &[false, false, false, false], &rows)
+    let rows: Vec<Vec<String>> = sorted
+        .iter()
+        .map(|n| {
+            let age = n.age_s.map_or_else(|| "-".into(), |a| a.to_string());
+            vec![n.ip.to_string(), n.mac.clone(), n.port.clone(), n.state.clone(), age]
+        })
+        .collect();
+    table(&["IP", "MAC", "PORT", "STATE", "AGE"], &[false, false, false, false, true], &rows)
 }
 
 #[cfg(test)]

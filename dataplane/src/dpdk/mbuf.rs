@@ -47,6 +47,42 @@ impl Mbuf {
         self.raw_mut().port = port;
     }
 
+    /// A word the dataplane passes between its own stages with the packet
+    /// (the next hop a packet waits for). Kept in `packet_type`, which no
+    /// stage reads.
+    #[inline]
+    pub fn tag(&self) -> u32 {
+        // SAFETY: packet_type is a plain u32 view of the union.
+        unsafe { self.raw().__bindgen_anon_1.packet_type }
+    }
+
+    #[inline]
+    pub fn set_tag(&mut self, tag: u32) {
+        self.raw_mut().__bindgen_anon_1.packet_type = tag;
+    }
+
+    /// A fresh mbuf holding a copy of `bytes` (the exception path's packets
+    /// from the kernel); None when the pool is empty or `bytes` does not fit.
+    pub fn from_bytes(pool: &super::Mempool, bytes: &[u8]) -> Option<Mbuf> {
+        // SAFETY: the pool is valid; a NULL return means empty.
+        let p = NonNull::new(unsafe { dpdk_sys::rvs_rte_pktmbuf_alloc(pool.as_ptr()) })?;
+        let mut m = Mbuf(p);
+        let room = {
+            let r = m.raw();
+            usize::from(r.buf_len) - usize::from(r.data_off)
+        };
+        if bytes.len() > room {
+            return None;
+        }
+        {
+            let r = m.raw_mut();
+            r.data_len = bytes.len() as u16;
+            r.pkt_len = bytes.len() as u32;
+        }
+        m.data_mut().copy_from_slice(bytes);
+        Some(m)
+    }
+
     /// Segments in this packet; the dataplane handles only 1 (no scatter on rx).
     pub fn nb_segs(&self) -> u16 {
         self.raw().nb_segs

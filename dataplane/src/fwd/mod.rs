@@ -15,6 +15,22 @@ use crate::buf::PacketBuf;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::{ethernet, ipv4, EtherType};
 pub use neigh::NeighborTable;
+
+/// What the box learns at run time, published to the workers by the
+/// exception path: neighbours resolved by ARP, and addresses the kernel holds
+/// on its tap interfaces beyond the configured ones (a VIP keepalived added).
+#[derive(Clone, Debug, Default)]
+pub struct Learned {
+    pub neighbors: NeighborTable,
+    pub local: Vec<Ipv4Addr>,
+}
+
+impl Learned {
+    #[inline]
+    pub fn is_local(&self, a: Ipv4Addr) -> bool {
+        self.local.contains(&a)
+    }
+}
 pub use route::{NextHop, Route, RouteTable};
 
 /// One port as forwarding sees it.
@@ -62,12 +78,14 @@ impl Fib {
         &self.neighbors
     }
 
-    /// Where a packet to `dst` leaves and the MAC of its next hop.
+    /// Where a packet to `dst` leaves, its next hop, and the next hop's MAC
+    /// if known: a static `[[neighbor]]` first, then what ARP learned.
     #[inline]
-    pub fn resolve(&self, dst: Ipv4Addr) -> Result<(u16, [u8; 6]), DropReason> {
+    pub fn resolve(&self, dst: Ipv4Addr, learned: &Learned) -> Result<Hop, DropReason> {
         let hop = self.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
-        let mac = self.neighbors.lookup(hop.port, hop.next_hop).ok_or(DropReason::NoNeighbor)?;
-        Ok((hop.port, mac))
+        let mac =
+            self.neighbors.lookup(hop.port, hop.next_hop).or_else(|| learned.neighbors.lookup(hop.port, hop.next_hop));
+        Ok(Hop { port: hop.port, next_hop: hop.next_hop, mac })
     }
 
     /// The MAC of port `i`.
@@ -84,9 +102,35 @@ impl Fib {
     }
 }
 
+/// A resolved next hop; `mac` is None while ARP has not answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hop {
+    pub port: u16,
+    pub next_hop: Ipv4Addr,
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Hop {
+    /// The destination MAC to write now (zero until resolved: the resolver
+    /// overwrites it).
+    #[inline]
+    pub fn mac_or_zero(&self) -> [u8; 6] {
+        self.mac.unwrap_or([0; 6])
+    }
+
+    /// Send now, or once the next hop is resolved.
+    #[inline]
+    pub fn verdict(&self) -> Verdict {
+        match self.mac {
+            Some(_) => Verdict::Forward { port: self.port },
+            None => Verdict::Resolve { port: self.port, next_hop: self.next_hop },
+        }
+    }
+}
+
 /// Decides where `pkt` goes and rewrites it for that hop.
 #[inline]
-pub fn forward<B: PacketBuf>(pkt: &mut B, fib: &Fib) -> Verdict {
+pub fn forward<B: PacketBuf>(pkt: &mut B, fib: &Fib, learned: &Learned) -> Verdict {
     let frame_len = {
         let Ok(eth) = ethernet::Frame::new_checked(pkt.data()) else {
             return Verdict::Drop(DropReason::EthTruncated);
@@ -110,14 +154,12 @@ pub fn forward<B: PacketBuf>(pkt: &mut B, fib: &Fib) -> Verdict {
         return Verdict::Drop(DropReason::Ipv4BadChecksum);
     }
     let dst = ip.dst_addr();
-    if fib.is_local(dst) {
+    if fib.is_local(dst) || learned.is_local(dst) {
         return Verdict::Drop(DropReason::Local);
     }
-    let Some(hop) = fib.routes.lookup(dst) else {
-        return Verdict::Drop(DropReason::NoRoute);
-    };
-    let Some(next_mac) = fib.neighbors.lookup(hop.port, hop.next_hop) else {
-        return Verdict::Drop(DropReason::NoNeighbor);
+    let hop = match fib.resolve(dst, learned) {
+        Ok(h) => h,
+        Err(r) => return Verdict::Drop(r),
     };
     let Some(out) = fib.ports.get(hop.port as usize) else {
         return Verdict::Drop(DropReason::NoRoute);
@@ -126,9 +168,9 @@ pub fn forward<B: PacketBuf>(pkt: &mut B, fib: &Fib) -> Verdict {
         return Verdict::Drop(DropReason::TtlExpired);
     }
     ip.decrement_ttl_incremental();
-    eth_hdr[0..6].copy_from_slice(&next_mac);
+    eth_hdr[0..6].copy_from_slice(&hop.mac_or_zero());
     eth_hdr[6..12].copy_from_slice(&out.mac);
-    Verdict::Forward { port: hop.port }
+    hop.verdict()
 }
 
 #[cfg(test)]

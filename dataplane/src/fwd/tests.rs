@@ -34,7 +34,7 @@ fn udp(src: &str, dst: &str, ttl: u8, payload: &[u8]) -> Vec<u8> {
 
 fn run(bytes: &[u8]) -> (Verdict, Vec<u8>) {
     let mut b = VecBuf::new(bytes, 64);
-    let v = forward(&mut b, &fib());
+    let v = forward(&mut b, &fib(), &Learned::default());
     (v, b.as_bytes().to_vec())
 }
 
@@ -102,7 +102,6 @@ fn drops_carry_their_reasons() {
         ("checksum", bad_csum, DropReason::Ipv4BadChecksum),
         ("to the box", udp("10.0.1.2", "10.0.2.1", 64, b""), DropReason::Local),
         ("ttl 1", udp("10.0.1.2", "10.0.2.2", 1, b""), DropReason::TtlExpired),
-        ("no neighbour", udp("10.0.1.2", "10.0.2.3", 64, b""), DropReason::NoNeighbor),
         ("truncated ip", udp("10.0.1.2", "10.0.2.2", 64, b"abc")[..30].to_vec(), DropReason::Ipv4Invalid),
     ];
     for (name, input, reason) in cases {
@@ -111,5 +110,29 @@ fn drops_carry_their_reasons() {
     }
     let no_route = Fib::new(vec![FibPort { mac: P0_MAC, addrs: vec![(ip("10.0.1.1"), 24)] }], vec![], vec![]);
     let mut b = VecBuf::new(&udp("10.0.1.2", "192.0.2.1", 64, b""), 0);
-    assert_eq!(forward(&mut b, &no_route), Verdict::Drop(DropReason::NoRoute));
+    assert_eq!(forward(&mut b, &no_route, &Learned::default()), Verdict::Drop(DropReason::NoRoute));
+}
+
+#[test]
+fn unknown_neighbour_waits_for_resolution_and_learned_ones_are_used() {
+    let input = udp("10.0.1.2", "10.0.2.3", 64, b"x");
+    let (v, out) = run(&input);
+    assert_eq!(v, Verdict::Resolve { port: 1, next_hop: ip("10.0.2.3") });
+    // Rewritten for the hop except the destination MAC.
+    assert_eq!(&out[6..12], &P1_MAC);
+    assert_eq!(out[14 + 8], 63);
+    // Via a gateway: the next hop is the gateway.
+    let learned = Learned { neighbors: NeighborTable::new([(1, ip("10.0.2.3"), SERVER_MAC)]), local: vec![] };
+    let mut b = VecBuf::new(&input, 0);
+    assert_eq!(forward(&mut b, &fib(), &learned), Verdict::Forward { port: 1 });
+    assert_eq!(&b.as_bytes()[..6], &SERVER_MAC);
+    // A static entry wins over a learned one.
+    let learned = Learned { neighbors: NeighborTable::new([(1, ip("10.0.2.2"), GW_MAC)]), local: vec![] };
+    let mut b = VecBuf::new(&udp("10.0.1.2", "10.0.2.2", 64, b""), 0);
+    assert_eq!(forward(&mut b, &fib(), &learned), Verdict::Forward { port: 1 });
+    assert_eq!(&b.as_bytes()[..6], &SERVER_MAC);
+    // Addresses the kernel holds are the box's own.
+    let learned = Learned { neighbors: NeighborTable::default(), local: vec![ip("10.0.2.3")] };
+    let mut b = VecBuf::new(&input, 0);
+    assert_eq!(forward(&mut b, &fib(), &learned), Verdict::Drop(DropReason::Local));
 }

@@ -176,6 +176,7 @@ fn serve(config_path: &Path, cfg: &conf::Config, workers: usize, replay: bool, e
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn forward(
     config_path: &Path,
     cfg: &conf::Config,

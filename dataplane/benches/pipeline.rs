@@ -44,6 +44,7 @@ fn burst(servers: u8) -> Vec<Vec<u8>> {
 
 fn bench_forward(c: &mut Criterion) {
     let fib = fib();
+    let learned = dataplane::fwd::Learned::default();
     let mut g = c.benchmark_group("fwd");
     g.throughput(Throughput::Elements(BURST as u64));
     for servers in [1u8, 64] {
@@ -53,7 +54,7 @@ fn bench_forward(c: &mut Criterion) {
                 || frames.iter().map(|f| VecBuf::new(f, 128)).collect::<Vec<_>>(),
                 |bufs| {
                     for buf in bufs.iter_mut() {
-                        black_box(forward(buf, &fib));
+                        black_box(forward(buf, &fib, &learned));
                     }
                 },
                 BatchSize::SmallInput,

@@ -20,16 +20,36 @@ impl Director {
     /// each), `real_servers` neighbours and `extra` TOML (services...), its
     /// files in `dir`; returns once the control socket answers.
     pub fn start(topo: &Topo, dir: &Path, workers: usize, real_servers: u8, extra: &str) -> Director {
-        let socket = dir.join("rvsd.sock");
-        let neighbors: String = (1..=real_servers)
-            .map(|n| {
+        let client = "[[neighbor]]\nip = \"10.0.1.2\"\nmac = \"02:00:00:00:01:02\"\nport = \"client\"\n";
+        let neighbors: String = std::iter::once(client.to_owned())
+            .chain((1..=real_servers).map(|n| {
                 format!(
                     "[[neighbor]]\nip = \"10.0.2.{}\"\nmac = \"02:00:00:00:02:{:02x}\"\nport = \"servers\"\n",
                     10 + n,
                     10 + n
                 )
-            })
+            }))
             .collect();
+        Self::launch(topo, dir, workers, "\"10.0.1.1/24\"", &neighbors, extra)
+    }
+
+    /// Starts rvsd as a director on a real network runs it: no static
+    /// neighbours (ARP resolves clients and real servers), `client_addresses`
+    /// on the client port (a TOML list's items, e.g. a VIP /32 the box
+    /// answers ARP for), each port's kernel tap.
+    pub fn start_arp(topo: &Topo, dir: &Path, workers: usize, client_addresses: &str, extra: &str) -> Director {
+        Self::launch(topo, dir, workers, client_addresses, "", extra)
+    }
+
+    fn launch(
+        topo: &Topo,
+        dir: &Path,
+        workers: usize,
+        client_addresses: &str,
+        neighbors: &str,
+        extra: &str,
+    ) -> Director {
+        let socket = dir.join("rvsd.sock");
         let cfg = dir.join("rvs.toml");
         std::fs::write(
             &cfg,
@@ -44,17 +64,12 @@ workers = {workers}
 [[port]]
 name = "client"
 device = "net_af_packet0,iface=p0,qpairs={workers}"
-addresses = ["10.0.1.1/24"]
+addresses = [{client_addresses}]
 
 [[port]]
 name = "servers"
 device = "net_af_packet1,iface=p1,qpairs={workers}"
 addresses = ["10.0.2.1/24"]
-
-[[neighbor]]
-ip = "10.0.1.2"
-mac = "02:00:00:00:01:02"
-port = "client"
 
 {neighbors}
 [control]

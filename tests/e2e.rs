@@ -52,6 +52,13 @@ impl E2e {
     /// `n` real servers, each with HTTP on 80 and 8080 answering "rsN", a TCP
     /// line echo on 7000 and a UDP echo on 9000; rvsd with no services.
     fn start(name: &str, n: u8, mode: Mode) -> E2e {
+        Self::start_with(name, n, mode, 1)
+    }
+
+    /// As `start`, with `workers` workers polling one af_packet queue each
+    /// (the kernel spreads flows over the queues; rvsd hands each packet to
+    /// the worker owning its flow).
+    fn start_with(name: &str, n: u8, mode: Mode, workers: usize) -> E2e {
         let topo = Topo::up(name, n as usize);
         let dir = tempfile::tempdir().unwrap();
         let mut servers = Vec::new();
@@ -101,7 +108,7 @@ impl E2e {
                 ));
             }
         }
-        let rvsd = Director::start_arp(&topo, dir.path(), 1, CLIENT_PORT_ADDRS, "");
+        let rvsd = Director::start_arp(&topo, dir.path(), workers, CLIENT_PORT_ADDRS, "");
         // The servers are up once each answers on the servers' segment.
         for i in 1..=n {
             let url = format!("http://10.0.2.{}:80/", 10 + i);
@@ -293,8 +300,10 @@ fn arp_neighbours_and_the_kernel_path() {
 }
 
 #[test]
-fn nat_rr_and_wrr_ratios_over_100_requests() {
-    let e = E2e::start("wrr", 2, Mode::Nat);
+fn nat_rr_and_wrr_ratios_over_100_requests_with_two_workers() {
+    // One client's flows all belong to one worker, so rr and wrr are exact
+    // even though its packets arrive on both queues.
+    let e = E2e::start_with("wrr", 2, Mode::Nat, 2);
     e.configure(&format!("-A -t {VIP}:80 -s rr\n-a -t {VIP}:80 -r 10.0.2.11:80 -m\n-a -t {VIP}:80 -r 10.0.2.12:80 -m"));
     let answers = e.curls(100, &format!("http://{VIP}/"));
     assert!(answers.windows(2).all(|w| w[0] != w[1]), "rr alternates: {answers:?}");
@@ -304,7 +313,22 @@ fn nat_rr_and_wrr_ratios_over_100_requests() {
     ));
     let answers = e.curls(100, &format!("http://{VIP}/"));
     assert_eq!((count(&answers, "rs1"), count(&answers, "rs2")), (75, 25), "wrr 3:1");
-    e.rvsd.stop();
+    let log = e.rvsd.stop();
+    let handled: Vec<u64> = log
+        .lines()
+        .filter(|l| l.starts_with("worker "))
+        .map(|l| l.split("handled ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap())
+        .collect();
+    let handed_off: Vec<u64> = log
+        .lines()
+        .filter(|l| l.starts_with("worker "))
+        .map(|l| l.split("handed off ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap())
+        .collect();
+    // Both workers received packets (the kernel spreads the 200 flows over
+    // both queues); one worker owns the client's flows, so the other handed
+    // its share over.
+    assert_eq!(handled.len(), 2, "{log}");
+    assert!(handed_off.iter().sum::<u64>() > 0, "{log}");
 }
 
 #[test]

@@ -59,6 +59,8 @@ pub struct Scrape {
     pub ports: Vec<PortInfo>,
     /// Every drop reason with its count, in counter order.
     pub drops: Vec<(String, u64)>,
+    /// The exception path's counters (ARP, kernel taps); empty in replay mode.
+    pub exception: Vec<(String, u64)>,
     /// tcp, tcpfin, udp (seconds).
     pub timeouts: Option<(u32, u32, u32)>,
     /// Indexed by worker.
@@ -82,9 +84,10 @@ impl Scrape {
             s.services = services;
         }
         let mut seen = Vec::new();
-        if let Response::Ports { ports, drops, .. } = ports {
+        if let Response::Ports { ports, drops, exception } = ports {
             s.ports = ports;
             seen = drops;
+            s.exception = exception;
         }
         s.drops = DropReason::ALL
             .iter()
@@ -295,6 +298,16 @@ pub fn render(s: &Scrape) -> String {
     o.family("rvs_drops_total", "counter", "Packets the dataplane dropped, by reason.");
     for (reason, n) in &s.drops {
         o.sample("rvs_drops_total", &[("reason", reason)], *n);
+    }
+    if !s.exception.is_empty() {
+        o.family(
+            "rvs_exception_events_total",
+            "counter",
+            "The exception path's events: ARP received and sent, packets resolved or dropped unresolved, frames to and from the kernel's taps.",
+        );
+        for (event, n) in &s.exception {
+            o.sample("rvs_exception_events_total", &[("event", event)], *n);
+        }
     }
 
     // Connection tables.
@@ -706,6 +719,21 @@ rvs_timeout_seconds{{state="udp"}} 300
         assert_eq!(route("GET /metrics"), ("400 Bad Request", &[][..], false));
         assert_eq!(route(""), ("400 Bad Request", &[][..], false));
         assert_eq!(route("GET /metrics HTTP/2"), ("505 HTTP Version Not Supported", &[][..], false));
+    }
+
+    #[test]
+    fn exception_counters_are_exported_when_present() {
+        let s = Scrape::from_responses(
+            Response::Ok,
+            Response::Ports { ports: vec![], drops: vec![], exception: vec![("arp_received".into(), 4)] },
+            Response::Ok,
+            vec![],
+        );
+        let text = render(&s);
+        assert!(text.contains("# TYPE rvs_exception_events_total counter\n"), "{text}");
+        assert!(text.contains("rvs_exception_events_total{event=\"arp_received\"} 4\n"), "{text}");
+        let replay = Scrape::from_responses(Response::Ok, Response::Ok, Response::Ok, vec![]);
+        assert!(!render(&replay).contains("rvs_exception_events_total"));
     }
 }
 

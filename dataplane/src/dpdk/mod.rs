@@ -12,6 +12,7 @@ mod mempool;
 mod port;
 mod ring;
 
+pub mod acl;
 pub use eal::{cleanup, init, launch_on, lcore_ids_for_workers, tsc_cycles, tsc_hz, wait_lcore, EalError};
 pub use mbuf::{prefetch, Mbuf, MbufBatch, TimestampField, BURST};
 pub use mempool::Mempool;

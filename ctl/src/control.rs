@@ -284,8 +284,12 @@ impl Control {
         match cmd {
             C::List(opts) => {
                 let snap = self.snapshot.load();
-                let counts = self.mark_counts(&inner, &snap);
-                return Response::Text(list_marks(&inner.cfg.fwmark, &counts, opts.verbose, opts.line_numbers));
+                let counts: Vec<(u64, u64)> =
+                    self.mark_counts(&inner, &snap).iter().map(|&(p, b)| (p.max(0) as u64, b.max(0) as u64)).collect();
+                // Every received packet traverses the chain and ends at its policy.
+                let t = dataplane::counters::Totals::sum(self.counters.iter().map(|c| c.as_ref()), self.macs.len());
+                let policy = t.ports.iter().fold((0, 0), |(p, b), n| (p + n[0], b + n[1]));
+                return Response::Text(crate::marklist::list(&inner.cfg.fwmark, &counts, policy, opts));
             }
             C::ListRules { .. } => {
                 let mut t = String::from("-P PREROUTING ACCEPT\n");
@@ -584,35 +588,6 @@ fn ewma_step(avg: &mut u64, cur: u64, last: u64, shift: u32) {
 fn rate_of(avg: u64, shift: u32) -> u64 {
     let half = (1u64 << shift) / 2 - 1;
     (avg + half) >> shift
-}
-
-/// The MARK rules with their counters, like `iptables -t mangle -L PREROUTING
-/// -n [-v] [--line-numbers]` (the rule itself in `iptables -S` form).
-fn list_marks(rules: &[conf::MarkRule], counts: &[(i64, i64)], verbose: bool, numbers: bool) -> String {
-    let mut t = String::from("Chain PREROUTING (policy ACCEPT)\n");
-    let mut head = String::new();
-    if numbers {
-        head.push_str("num  ");
-    }
-    if verbose {
-        head.push_str("    pkts      bytes  ");
-    }
-    head.push_str("rule");
-    t.push_str(&head);
-    t.push('\n');
-    for (i, r) in rules.iter().enumerate() {
-        if numbers {
-            t.push_str(&format!("{:<4} ", i + 1));
-        }
-        if verbose {
-            let (p, b) = counts.get(i).copied().unwrap_or((0, 0));
-            t.push_str(&format!("{:>8} {:>10}  ", p.max(0), b.max(0)));
-        }
-        let text = conf::format_rule(r);
-        t.push_str(text.strip_prefix("-A PREROUTING ").unwrap_or(&text));
-        t.push('\n');
-    }
-    t
 }
 
 fn raw_stats(d: &DestShared) -> Stats {

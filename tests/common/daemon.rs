@@ -34,6 +34,7 @@ conns_per_worker = 4096
 name = "p0"
 device = "net_pcap0,rx_pcap={d}/in.pcap,tx_pcap={d}/out.pcap"
 addresses = ["10.0.1.1/24"]
+kernel = false
 [control]
 socket = "{d}/rvsd.sock"
 {extra}

@@ -187,8 +187,9 @@ fn forward(
     let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac).collect();
     let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(cfg, &macs, workers)));
     let (dump_tx, dump_rx) = std::sync::mpsc::sync_channel(workers.max(1) * 2);
+    let sync_params = Arc::new(dataplane::sync::SyncParams::default());
     let worker_ctl: Vec<Arc<WorkerCtl>> = (0..workers)
-        .map(|_| Arc::new(WorkerCtl { dump_requested: AtomicBool::new(false), dumps: dump_tx.clone() }))
+        .map(|_| Arc::new(WorkerCtl::new(dump_tx.clone(), sync_params.clone())))
         .collect();
     let stop = Arc::new(Stop::default());
     let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::new(WorkerCounters::new(ports.len()))).collect();

@@ -141,11 +141,13 @@ pub struct Lb {
     pub worker: usize,
     pub conns: ConnTable,
     ip_ident: u16,
+    /// This worker's end of the sync daemon (specs/ipvs.md §5; `lb_sync.rs`).
+    pub sync: Option<std::sync::Arc<crate::sync::SyncPort>>,
 }
 
 impl Lb {
     pub fn new(worker: usize, conns_capacity: u32, seed: u64) -> Lb {
-        Lb { worker, conns: ConnTable::new(conns_capacity, seed), ip_ident: (worker as u16).wrapping_mul(0x3fff) }
+        Lb { worker, conns: ConnTable::new(conns_capacity, seed), ip_ident: (worker as u16).wrapping_mul(0x3fff), sync: None }
     }
 
     /// Prefetches the connection-table buckets a frame will look up (both the
@@ -203,6 +205,10 @@ impl Lb {
             Ok(f) => f,
             Err(r) => return Verdict::Drop(r),
         };
+        // backup_only: no balancing while a sync backup (specs/ipvs.md §5.5).
+        if self.sync.as_ref().is_some_and(|s| s.params.backup_only.load(std::sync::atomic::Ordering::Relaxed)) {
+            return self.not_balanced(pkt, flow, snap);
+        }
         match flow.proto {
             PROTO_TCP | PROTO_UDP => self.tcp_udp(pkt, flow, in_port, mark, snap, now, counters),
             PROTO_ICMP => self.icmp(pkt, flow, in_port, snap, now),
@@ -336,8 +342,10 @@ impl Lb {
         self.account(i, pkt.data().len(), false, false);
         let Some(c) = self.conns.get_mut(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
         c.in_pkts = c.in_pkts.wrapping_add(1);
+        let (old_state, last_seen) = (c.state, c.expires.saturating_sub(c.timeout));
         let dir = if c.flags & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
         self.transition(i, flow, dir, snap, now);
+        self.sync_after_packet(i, old_state, last_seen, now);
         self.transmit(pkt, i, flow, in_port, snap)
     }
 
@@ -451,6 +459,7 @@ impl Lb {
         }
         let dir = if fl & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
         self.transition(i, flow, dir, snap, now);
+        self.sync_after_packet(i, TcpState::None as u8, now, now);
         let v = self.transmit(pkt, i, flow, in_port, snap);
         if fl & cf::ONE_PACKET != 0 {
             // OPS: scheduled and sent, never kept (§3.8).

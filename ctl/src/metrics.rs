@@ -731,7 +731,7 @@ mod http_tests {
             1,
             vec![],
             vec![Arc::new(WorkerCounters::new(0))],
-            vec![Arc::new(WorkerCtl { dump_requested: false.into(), dumps: tx })],
+            vec![Arc::new(WorkerCtl::new(tx, Default::default()))],
             rx,
             Box::new(Vec::new),
         ));

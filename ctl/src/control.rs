@@ -31,6 +31,8 @@ pub struct Control {
     pub worker_ctl: Vec<Arc<WorkerCtl>>,
     pub dumps: Mutex<Receiver<(usize, Vec<ConnDump>)>>,
     pub port_stats: PortStatsFn,
+    /// The connection sync daemon (specs/ipvs.md §5).
+    pub sync: crate::sync::SyncDaemon,
     inner: Mutex<Inner>,
 }
 
@@ -140,7 +142,11 @@ impl Control {
         dumps: Receiver<(usize, Vec<ConnDump>)>,
         port_stats: PortStatsFn,
     ) -> Control {
+        let sync_params = worker_ctl.first().map_or_else(Default::default, |w| w.sync.params.clone());
+        let sync_ports = worker_ctl.iter().map(|w| w.sync.clone()).collect();
+        let sync = crate::sync::SyncDaemon::new(sync_params, sync_ports, snapshot.clone());
         Control {
+            sync,
             config_path,
             snapshot,
             workers,
@@ -181,7 +187,8 @@ impl Control {
             Op::ConfigReload => self.reload(),
             Op::Ports => self.ports(),
             Op::Neighbors => self.neighbors(),
-            Op::StartDaemon(_) | Op::StopDaemon { .. } => err("the sync daemon is not available in this build"),
+            Op::StartDaemon(spec) => self.sync.start(&spec).map_or_else(err, |()| Response::Ok),
+            Op::StopDaemon { state } => self.sync.stop(&state).map_or_else(err, |()| Response::Ok),
             Op::Zero(k) => self.zero(k),
             Op::Mark(argv) => self.mark(&argv),
             op => {
@@ -400,7 +407,9 @@ impl Control {
                 let t = self.snapshot.load().timeouts.triple();
                 Response::Timeouts { tcp: t.0, tcpfin: t.1, udp: t.2 }
             }
-            ListWhat::Daemons => Response::Daemons(Vec::new()),
+            ListWhat::Daemons => {
+                Response::Daemons(self.sync.list().into_iter().map(|spec| proto::DaemonInfo { spec }).collect())
+            }
             ListWhat::Conns => Response::Conns(self.conns()),
             ListWhat::Services => {
                 let inner = self.lock();

@@ -63,6 +63,8 @@ pub struct Scrape {
     pub timeouts: Option<(u32, u32, u32)>,
     /// Indexed by worker.
     pub workers: Vec<WorkerFigures>,
+    /// Sync daemon counters by event (`SyncStats::list`).
+    pub sync: Vec<(String, u64)>,
 }
 
 impl Scrape {
@@ -116,12 +118,14 @@ pub fn gather(control: &Control) -> Scrape {
             handed_off: c.handed_off.get(),
         })
         .collect();
-    Scrape::from_responses(
+    let mut s = Scrape::from_responses(
         control.handle(Op::List { what: ListWhat::Services, service: None }),
         control.handle(Op::Ports),
         control.handle(Op::List { what: ListWhat::Timeouts, service: None }),
         workers,
-    )
+    );
+    s.sync = control.sync.stats.list(&control.sync.ports);
+    s
 }
 
 /// The `service` label: `tcp 10.0.0.1:80`, `udp 10.0.0.1:53`, `fwmark 10`.
@@ -321,6 +325,12 @@ pub fn render(s: &Scrape) -> String {
         for (i, w) in &workers {
             o.sample(name, &[("worker", i)], get(w));
         }
+    }
+
+    // Connection sync (specs/ipvs.md §5).
+    o.family("rvs_sync_events_total", "counter", "Sync daemon messages and records, sent, received, dropped by reason.");
+    for (event, n) in &s.sync {
+        o.sample("rvs_sync_events_total", &[("event", event)], *n);
     }
 
     // Timeouts (ipvsadm --set).

@@ -38,7 +38,7 @@ impl Lb {
         Some(SyncRecord {
             proto: c.proto,
             state: c.state,
-            flags: c.flags & !cf::HASHED,
+            flags: c.flags & !(cf::HASHED | cf::STATE_CHANGED),
             caddr: c.caddr,
             vaddr: c.vaddr,
             daddr: c.daddr,
@@ -53,9 +53,8 @@ impl Lb {
 
     /// After a client packet on connection `i` (`ip_vs_sync_conn_needed`,
     /// §5.4): queue it (and then its template) for the master thread when the
-    /// LVS rules say so. `old_state` is the state before this packet and
-    /// `last_seen` the time of the previous packet (s).
-    pub(crate) fn sync_after_packet(&mut self, i: u32, old_state: u8, last_seen: u32, now: u32) {
+    /// LVS rules say so. `last_seen` is the time of the previous packet (s).
+    pub(crate) fn sync_after_packet(&mut self, i: u32, last_seen: u32, now: u32) {
         let Some(port) = self.sync.clone() else { return };
         let p = &port.params;
         if !p.master.load(Relaxed) {
@@ -79,7 +78,9 @@ impl Lb {
             ) {
                 return;
             }
-            (c.state != old_state && st != TcpState::Established) || packet_rule(pkts, threshold, period)
+            // A state change since the last sync goes at once unless the new
+            // state is ESTABLISHED (`force` in ip_vs_sync_conn_needed).
+            (c.flags & cf::STATE_CHANGED != 0 && st != TcpState::Established) || packet_rule(pkts, threshold, period)
         } else {
             packet_rule(pkts, threshold, period)
         };
@@ -97,6 +98,9 @@ impl Lb {
         }
         if let Some(r) = self.sync_record(i) {
             port.send(r);
+        }
+        if let Some(c) = self.conns.get_mut(i) {
+            c.flags &= !cf::STATE_CHANGED;
         }
         // Its template is considered next, with no state or packet filter
         // while sync_period > 0 (§5.4).

@@ -326,6 +326,14 @@ fn forward(
         port_stats,
     ));
     control.spawn_estimator();
+    // Sync daemons named in [sync] (specs/ipvs.md §5); one that cannot start
+    // is reported and the rest of rvsd runs (rvsadm --start-daemon can retry).
+    for e in control.sync.start_configured(&cfg.sync) {
+        eprintln!("rvsd: sync daemon not started: {e}");
+    }
+    for d in control.sync.list() {
+        println!("rvsd: {} sync daemon on {} (syncid {})", d.state, d.mcast_interface, d.syncid);
+    }
     let socket = if replay {
         None
     } else {

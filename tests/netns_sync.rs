@@ -92,21 +92,21 @@ print("closed", flush=True)
 sys.stdin.readline()
 "#;
 
-#[test]
-fn backup_shows_the_masters_connections_with_their_states() {
-    let topo = Topo::up("sy", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let bk = format!("sy{}bk", std::process::id() % 100000);
+struct DelNs(String);
+impl Drop for DelNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).stderr(Stdio::null()).status();
+    }
+}
+
+/// The standard topology with two echo servers, plus the backup's namespace
+/// `sy<pid><tag>` joined to the director's by sm0 (10.9.0.1) ── sb0 (10.9.0.2).
+fn rig(tag: &str) -> (Topo, String, DelNs) {
+    let topo = Topo::up(&format!("sy{tag}"), 2);
+    let bk = format!("sy{}{tag}", std::process::id() % 100000);
     let _ = Command::new("ip").args(["netns", "del", &bk]).stderr(Stdio::null()).status();
     ip(&["netns", "add", &bk]);
-    struct DelNs(String);
-    impl Drop for DelNs {
-        fn drop(&mut self) {
-            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-        }
-    }
-    let _bk_guard = DelNs(bk.clone());
-    // Management link: sm0 (master, 10.9.0.1) ── sb0 (backup, 10.9.0.2).
+    let guard = DelNs(bk.clone());
     let master_ns = topo.ns("dir");
     ip(&["link", "add", "sm0", "netns", &master_ns, "type", "veth", "peer", "name", "sb0", "netns", &bk]);
     ip(&["-n", &master_ns, "addr", "add", "10.9.0.1/24", "dev", "sm0"]);
@@ -114,22 +114,24 @@ fn backup_shows_the_masters_connections_with_their_states() {
     ip(&["-n", &master_ns, "link", "set", "sm0", "up"]);
     ip(&["-n", &bk, "link", "set", "sb0", "up"]);
     ip(&["-n", &bk, "link", "set", "lo", "up"]);
-
     for (rs, addr) in [("rs1", "10.0.2.11"), ("rs2", "10.0.2.12")] {
+        // Killed with the namespace by scripts/topo down.
         std::mem::forget(Guard(
             topo.cmd(rs, "python3").args(["-c", ECHO_SERVER, addr]).stdout(Stdio::null()).spawn().unwrap(),
         ));
     }
-    let master = Director::start(&topo, dir.path(), 1, 2, &services());
-    let msock = master.socket.clone();
+    (topo, bk, guard)
+}
 
-    // The backup: a quiet rvsd (no traffic) with the same services.
+/// A quiet rvsd (no traffic) in namespace `bk` with the same services and
+/// `extra` TOML; returns once its control socket exists.
+fn start_backup(bk: &str, extra: &str) -> (tempfile::TempDir, Guard, std::path::PathBuf) {
     let bdir = tempfile::tempdir().unwrap();
-    let bcfg = write_config(bdir.path(), &services());
+    let bcfg = write_config(bdir.path(), &format!("{}{extra}", services()));
     let bsock = bdir.path().join("rvsd.sock");
-    let _backup = Guard(
+    let child = Guard(
         Command::new("ip")
-            .args(["netns", "exec", &bk, RVSD, "--config"])
+            .args(["netns", "exec", bk, RVSD, "--config"])
             .arg(&bcfg)
             .stdout(std::fs::File::create(bdir.path().join("rvsd.log")).unwrap())
             .stderr(std::fs::File::create(bdir.path().join("rvsd.err")).unwrap())
@@ -145,6 +147,64 @@ fn backup_shows_the_masters_connections_with_their_states() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (bdir, child, bsock)
+}
+
+/// Polls the backup's `-Lnc` until `pred` holds (10 s at most).
+fn wait_for(
+    bsock: &Path,
+    msock: &Path,
+    what: &str,
+    pred: &dyn Fn(&[(String, String, String, String)]) -> bool,
+) -> Vec<(String, String, String, String)> {
+    let t0 = Instant::now();
+    loop {
+        let c = conns(bsock);
+        if pred(&c) {
+            return c;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "backup never showed {what}:\n{}\nmaster:\n{}",
+            adm(bsock, "-Lnc").1,
+            adm(msock, "-Lnc").1,
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn client(topo: &Topo, n: usize) -> (Guard, std::io::Lines<BufReader<std::process::ChildStdout>>, Vec<String>) {
+    let mut client = Guard(
+        topo.cmd("client", "python3")
+            .args(["-c", CLIENT, VIP, &n.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(client.0.stdout.take().unwrap()).lines();
+    let ports: Vec<String> = lines.next().unwrap().unwrap().split_whitespace().map(str::to_string).collect();
+    assert_eq!(ports.len(), n);
+    // Independent view: the client's own sockets.
+    let ss = topo.cmd("client", "ss").args(["-tnH", "state", "established"]).output().unwrap();
+    let ss = String::from_utf8_lossy(&ss.stdout).to_string();
+    for p in &ports {
+        assert!(ss.contains(&format!("10.0.1.2:{p} ")), "client port {p} not established:\n{ss}");
+    }
+    (client, lines, ports)
+}
+
+fn src(p: &str) -> String {
+    format!("10.0.1.2:{p}")
+}
+
+#[test]
+fn backup_shows_the_masters_connections_with_their_states() {
+    let (topo, bk, _bk_guard) = rig("a");
+    let dir = tempfile::tempdir().unwrap();
+    let master = Director::start(&topo, dir.path(), 1, 2, &services());
+    let msock = master.socket.clone();
+    let (_bdir, _backup, bsock) = start_backup(&bk, "");
 
     // Start the daemons as an LVS operator would; refusals leave state unchanged.
     let (ok, t) = adm(&msock, "--start-daemon master --mcast-interface sm0 --syncid 5");
@@ -167,51 +227,17 @@ fn backup_shows_the_masters_connections_with_their_states() {
     );
 
     // Six real TCP connections through the master.
-    let mut client = Guard(
-        topo.cmd("client", "python3")
-            .args(["-c", CLIENT, VIP, "6"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(client.0.stdout.take().unwrap()).lines();
-    let ports: Vec<String> = lines.next().unwrap().unwrap().split_whitespace().map(str::to_string).collect();
-    assert_eq!(ports.len(), 6);
-    // Independent view: the client's own sockets.
-    let ss = topo.cmd("client", "ss").args(["-tnH", "state", "established"]).output().unwrap();
-    let ss = String::from_utf8_lossy(&ss.stdout).to_string();
-    for p in &ports {
-        assert!(ss.contains(&format!("10.0.1.2:{p} ")), "client port {p} not established:\n{ss}");
-    }
-    let wait_for = |what: &str, pred: &dyn Fn(&[(String, String, String, String)]) -> bool| {
-        let t0 = Instant::now();
-        loop {
-            let c = conns(&bsock);
-            if pred(&c) {
-                return c;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "backup never showed {what}:\n{}\nmaster:\n{}\nbackup metrics-ish: {}",
-                adm(&bsock, "-Lnc").1,
-                adm(&msock, "-Lnc").1,
-                std::fs::read_to_string(bdir.path().join("rvsd.err")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    let src = |p: &str| format!("10.0.1.2:{p}");
+    let (mut client, mut lines, ports) = client(&topo, 6);
     let vip = format!("{VIP}:80");
-    let b = wait_for("the 6 established connections", &|c| {
+    let b = wait_for(&bsock, &msock, "the 6 established connections", &|c| {
         ports.iter().all(|p| c.iter().any(|r| r.1 == src(p) && r.0 == "ESTABLISHED"))
     });
+    let m = conns(&msock);
     for p in &ports {
         let r = b.iter().find(|r| r.1 == src(p)).unwrap();
         assert_eq!(r.2, vip);
         assert!(r.3 == "10.0.2.11:80" || r.3 == "10.0.2.12:80", "{r:?}");
         // The same real server as on the master.
-        let m = conns(&msock);
         let mr = m.iter().find(|x| x.1 == src(p)).expect("on the master");
         assert_eq!(mr.3, r.3, "destination differs for {p}");
     }
@@ -221,13 +247,11 @@ fn backup_shows_the_masters_connections_with_their_states() {
 
     // The client closes three: the master syncs the state change at once
     // (§5.4), the backup follows the master's states.
-    let stdin = client.0.stdin.as_mut().unwrap();
-    writeln!(stdin).unwrap();
+    writeln!(client.0.stdin.as_mut().unwrap()).unwrap();
     assert_eq!(lines.next().unwrap().unwrap(), "closed");
     std::thread::sleep(Duration::from_millis(500));
-    let closed: Vec<&String> = ports[..3].iter().collect();
-    let b = wait_for("the closing states", &|c| {
-        closed.iter().all(|p| c.iter().any(|r| r.1 == src(p) && r.0 != "ESTABLISHED"))
+    let b = wait_for(&bsock, &msock, "the closing states", &|c| {
+        ports[..3].iter().all(|p| c.iter().any(|r| r.1 == src(p) && r.0 != "ESTABLISHED"))
     });
     let m = conns(&msock);
     for p in &ports {
@@ -245,5 +269,36 @@ fn backup_shows_the_masters_connections_with_their_states() {
     let (ok, t) = adm(&msock, "--stop-daemon master");
     assert!(!ok && t.contains("No daemon is running"), "{t}");
     let _ = writeln!(client.0.stdin.as_mut().unwrap());
+    drop(master);
+}
+
+/// A backup that starts after the connections were made (their sync records
+/// went to nobody, and they carry no more packets) still gets them: the
+/// master's resync sweep (rvs extension, `[sync] resync_period`) re-sends
+/// the whole table. Both daemons are started from `[sync]` in the config.
+#[test]
+fn late_backup_converges_through_the_resync_sweep() {
+    let (topo, bk, _bk_guard) = rig("b");
+    let dir = tempfile::tempdir().unwrap();
+    let sync = "[sync]\nresync_period = 2\n[sync.master]\ninterface = \"sm0\"\nsyncid = 9\n";
+    let master = Director::start(&topo, dir.path(), 1, 2, &format!("{}{sync}", services()));
+    let msock = master.socket.clone();
+    assert_eq!(
+        adm(&msock, "-L --daemon").1,
+        "master sync daemon (mcast=sm0, syncid=9, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
+    let (_client, _lines, ports) = client(&topo, 4);
+    // Idle from now on. The backup starts late.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_bdir, _backup, bsock) = start_backup(&bk, "[sync.backup]\ninterface = \"sb0\"\nsyncid = 9\n");
+    assert_eq!(
+        adm(&bsock, "-L --daemon").1,
+        "backup sync daemon (mcast=sb0, syncid=9, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n"
+    );
+    let t0 = Instant::now();
+    wait_for(&bsock, &msock, "the 4 idle connections", &|c| {
+        ports.iter().all(|p| c.iter().any(|r| r.1 == src(p) && r.0 == "ESTABLISHED"))
+    });
+    println!("late backup converged in {:?}", t0.elapsed());
     drop(master);
 }

@@ -145,6 +145,7 @@ impl Control {
         let sync_params = worker_ctl.first().map_or_else(Default::default, |w| w.sync.params.clone());
         let sync_ports = worker_ctl.iter().map(|w| w.sync.clone()).collect();
         let sync = crate::sync::SyncDaemon::new(sync_params, sync_ports, snapshot.clone());
+        sync.configure(&cfg.sync);
         Control {
             sync,
             config_path,
@@ -224,6 +225,7 @@ impl Control {
                 "reload refused: [dataplane], [[port]], [[route]], [[neighbor]], [control] or [metrics] changed; restart rvsd for those",
             );
         }
+        self.sync.configure(&new.sync);
         self.publish(&mut inner, new);
         Response::Ok
     }

@@ -342,10 +342,9 @@ impl Lb {
         self.account(i, pkt.data().len(), false, false);
         let Some(c) = self.conns.get_mut(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
         c.in_pkts = c.in_pkts.wrapping_add(1);
-        let last_seen = c.expires.saturating_sub(c.timeout);
         let dir = if c.flags & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
         self.transition(i, flow, dir, snap, now);
-        self.sync_after_packet(i, last_seen, now);
+        self.sync_after_packet(i);
         self.transmit(pkt, i, flow, in_port, snap)
     }
 
@@ -459,7 +458,7 @@ impl Lb {
         }
         let dir = if fl & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
         self.transition(i, flow, dir, snap, now);
-        self.sync_after_packet(i, now, now);
+        self.sync_after_packet(i);
         let v = self.transmit(pkt, i, flow, in_port, snap);
         if fl & cf::ONE_PACKET != 0 {
             // OPS: scheduled and sent, never kept (§3.8).

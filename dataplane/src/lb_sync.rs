@@ -53,8 +53,8 @@ impl Lb {
 
     /// After a client packet on connection `i` (`ip_vs_sync_conn_needed`,
     /// §5.4): queue it (and then its template) for the master thread when the
-    /// LVS rules say so. `last_seen` is the time of the previous packet (s).
-    pub(crate) fn sync_after_packet(&mut self, i: u32, last_seen: u32, now: u32) {
+    /// LVS rules say so.
+    pub(crate) fn sync_after_packet(&mut self, i: u32) {
         let Some(port) = self.sync.clone() else { return };
         let p = &port.params;
         if !p.master.load(Relaxed) {
@@ -70,7 +70,7 @@ impl Lb {
         }
         let pkts = c.in_pkts;
         let (threshold, period) = (p.threshold.load(Relaxed), p.period.load(Relaxed));
-        let mut needed = if c.proto == PROTO_TCP {
+        let needed = if c.proto == PROTO_TCP {
             let st = c.tcp_state();
             if !matches!(
                 st,
@@ -84,15 +84,6 @@ impl Lb {
         } else {
             packet_rule(pkts, threshold, period)
         };
-        // rvs extension (docs/sync.md): a connection that only carries
-        // keepalives never meets the packet rule again; re-send it once per
-        // refresh window in which it saw a packet, so the backup's timer (the
-        // state timeout, restarted at each message) never runs out first.
-        let refresh = p.refresh.load(Relaxed);
-        if !needed && refresh > 0 {
-            let window = refresh.min((c.timeout / 2).max(1));
-            needed = last_seen / window != now / window;
-        }
         if !needed {
             return;
         }
@@ -115,6 +106,38 @@ impl Lb {
                 }
             }
         }
+    }
+
+    /// The record the resync sweep sends for slot `i`: a live entry that the
+    /// §5.4 filters allow (templates always; TCP in ES, FW, CL, CW, TW; UDP;
+    /// never OPS; not a controlled connection under sync_persist_mode).
+    pub fn resync_record(&self, i: u32) -> Option<SyncRecord> {
+        if !self.conns.is_live(i) {
+            return None;
+        }
+        let c = self.conns.get(i)?;
+        if !c.is_template() {
+            if c.flags & cf::ONE_PACKET != 0 {
+                return None;
+            }
+            let persist = self.sync.as_ref().is_some_and(|s| s.params.persist_mode.load(Relaxed));
+            if persist && c.control != crate::conn::NIL {
+                return None;
+            }
+            if c.proto == PROTO_TCP
+                && !matches!(
+                    c.tcp_state(),
+                    TcpState::Established
+                        | TcpState::FinWait
+                        | TcpState::Close
+                        | TcpState::CloseWait
+                        | TcpState::TimeWait
+                )
+            {
+                return None;
+            }
+        }
+        self.sync_record(i)
     }
 
     /// Installs or refreshes a synced connection (`ip_vs_proc_conn`, §5.5).

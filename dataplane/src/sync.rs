@@ -159,11 +159,14 @@ pub struct SyncParams {
     pub period: AtomicU32,
     /// `sync_persist_mode`.
     pub persist_mode: AtomicBool,
-    /// rvs extension (seconds, 0 = off): re-send an ESTABLISHED connection at
-    /// least this often while it carries packets, however few, so that an
-    /// idle long-lived connection never expires on the backup (§5.4 leaves
-    /// such a connection unsynced after its last threshold crossing).
-    pub refresh: AtomicU32,
+    /// rvs extension (seconds, 0 = off): each worker walks its whole table
+    /// once per this period, a slice per second, and re-sends every entry the
+    /// §5.4 state filter allows. An idle long-lived connection (keepalives
+    /// only, which LVS never re-syncs after its last threshold crossing) is
+    /// refreshed on the backup before it can expire there, and a backup that
+    /// starts late, or a restarted peer, converges to the full table within
+    /// one period. Plain LVS peers just see more records.
+    pub resync_period: AtomicU32,
 }
 
 impl Default for SyncParams {
@@ -174,7 +177,7 @@ impl Default for SyncParams {
             threshold: AtomicU32::new(3),
             period: AtomicU32::new(50),
             persist_mode: AtomicBool::new(false),
-            refresh: AtomicU32::new(0),
+            resync_period: AtomicU32::new(DEFAULT_RESYNC_PERIOD),
         }
     }
 }
@@ -195,6 +198,13 @@ pub struct SyncPort {
     pub installed: Counter,
     /// Synced records not installed (table full, stale inactive replacement).
     pub install_failed: Counter,
+    /// Records the resync sweep queued.
+    pub resynced: Counter,
+    /// Worker-only sweep state: next slot, slots still to visit this second,
+    /// and that second.
+    sweep_cursor: AtomicU32,
+    sweep_left: AtomicU32,
+    sweep_second: AtomicU32,
 }
 
 impl SyncPort {
@@ -207,6 +217,10 @@ impl SyncPort {
             queue_full: Counter::default(),
             installed: Counter::default(),
             install_failed: Counter::default(),
+            resynced: Counter::default(),
+            sweep_cursor: AtomicU32::new(0),
+            sweep_left: AtomicU32::new(0),
+            sweep_second: AtomicU32::new(0),
         }
     }
 
@@ -219,6 +233,13 @@ impl SyncPort {
         }
     }
 }
+
+/// Default of [`SyncParams::resync_period`] (s).
+pub const DEFAULT_RESYNC_PERIOD: u32 = 30;
+/// Table slots a worker visits per round during a resync sweep, and records
+/// it queues at most per round, so the sweep never delays forwarding much.
+pub const SWEEP_SLOTS_PER_ROUND: u32 = 512;
+pub const SWEEP_RECORDS_PER_ROUND: u32 = 64;
 
 /// Records per ring (each way, per worker).
 pub const RING_RECORDS: usize = 8192;
@@ -236,6 +257,44 @@ pub fn install_pending(lb: &mut crate::lb::Lb, port: &SyncPort, snap: &crate::sn
             _ => port.install_failed.add(1),
         }
     }
+}
+
+/// Worker side, between bursts: the resync sweep (see
+/// [`SyncParams::resync_period`]). Each new second grants
+/// `capacity / period` slots; each round visits at most
+/// [`SWEEP_SLOTS_PER_ROUND`] of them and queues at most
+/// [`SWEEP_RECORDS_PER_ROUND`] records.
+pub fn sweep(lb: &mut crate::lb::Lb, port: &SyncPort, now: u32) {
+    let p = &port.params;
+    let period = p.resync_period.load(Ordering::Relaxed);
+    if period == 0 || !p.master.load(Ordering::Relaxed) {
+        return;
+    }
+    let cap = lb.conns.capacity() as u32;
+    if port.sweep_second.load(Ordering::Relaxed) != now {
+        port.sweep_second.store(now, Ordering::Relaxed);
+        port.sweep_left.store(cap.div_ceil(period), Ordering::Relaxed);
+    }
+    let left = port.sweep_left.load(Ordering::Relaxed);
+    if left == 0 {
+        return;
+    }
+    let mut cursor = port.sweep_cursor.load(Ordering::Relaxed);
+    let (mut visited, mut queued) = (0, 0);
+    while visited < left.min(SWEEP_SLOTS_PER_ROUND) && queued < SWEEP_RECORDS_PER_ROUND {
+        if cursor >= cap {
+            cursor = 0;
+        }
+        if let Some(r) = lb.resync_record(cursor) {
+            port.send(r);
+            port.resynced.add(1);
+            queued += 1;
+        }
+        cursor += 1;
+        visited += 1;
+    }
+    port.sweep_cursor.store(cursor, Ordering::Relaxed);
+    port.sweep_left.store(left - visited, Ordering::Relaxed);
 }
 
 #[cfg(test)]

@@ -123,6 +123,8 @@ pub struct SyncDaemon {
     snapshot: Arc<ArcSwap<Snapshot>>,
     /// `sync_version` (§9): what the master sends.
     pub version: Mutex<Version>,
+    /// `backup_only` as configured; in force only while a backup runs.
+    backup_only: AtomicBool,
     threads: Mutex<Threads>,
 }
 
@@ -158,8 +160,45 @@ impl SyncDaemon {
             stats: Arc::new(SyncStats::default()),
             snapshot,
             version: Mutex::new(Version::V1),
+            backup_only: AtomicBool::new(false),
             threads: Mutex::new(Threads::default()),
         }
+    }
+
+    /// Applies the `[sync]` knobs (at start and on reload): sync_version,
+    /// sync_threshold, sync_persist_mode, backup_only, resync_period. A
+    /// running master keeps the format it started with.
+    pub fn configure(&self, s: &conf::Sync) {
+        *self.version.lock().unwrap_or_else(|p| p.into_inner()) = if s.version == 0 { Version::V0 } else { Version::V1 };
+        self.params.threshold.store(s.threshold, Relaxed);
+        self.params.period.store(s.period, Relaxed);
+        self.params.persist_mode.store(s.persist_mode, Relaxed);
+        self.params.resync_period.store(s.resync_period, Relaxed);
+        self.backup_only.store(s.backup_only, Relaxed);
+        let backup = self.threads().backup.is_some();
+        self.params.backup_only.store(s.backup_only && backup, Relaxed);
+    }
+
+    /// Starts the daemons `[sync.master]` and `[sync.backup]` name; returns
+    /// why each that could not start did not.
+    pub fn start_configured(&self, s: &conf::Sync) -> Vec<String> {
+        let mut errors = Vec::new();
+        for (state, d) in [("master", &s.master), ("backup", &s.backup)] {
+            let Some(d) = d else { continue };
+            let spec = DaemonSpec {
+                state: state.into(),
+                mcast_interface: d.interface.clone(),
+                syncid: d.syncid,
+                mcast_group: d.group,
+                mcast_port: d.port,
+                mcast_ttl: d.ttl,
+                sync_maxlen: d.maxlen,
+            };
+            if let Err(e) = self.start(&spec) {
+                errors.push(format!("[sync.{state}]: {e}"));
+            }
+        }
+        errors
     }
 
     fn threads(&self) -> std::sync::MutexGuard<'_, Threads> {
@@ -255,6 +294,8 @@ impl SyncDaemon {
             threads.master = Some(r);
         } else {
             threads.backup = Some(r);
+            // backup_only: no balancing while a sync backup (§5.5, §9).
+            self.params.backup_only.store(self.backup_only.load(Relaxed), Relaxed);
         }
         Ok(())
     }
@@ -270,6 +311,8 @@ impl SyncDaemon {
         let Some(r) = r else { return Err("No daemon is running".into()) };
         if state == "master" {
             self.params.master.store(false, Relaxed);
+        } else {
+            self.params.backup_only.store(false, Relaxed);
         }
         r.stop();
         Ok(())

@@ -453,6 +453,12 @@ impl ConnTable {
         }
     }
 
+    /// Whether slot `i` holds a live entry (for the sync resync sweep).
+    #[inline]
+    pub fn is_live(&self, i: u32) -> bool {
+        self.conns.get(i as usize).is_some_and(|c| c.timer_slot != NO_SLOT)
+    }
+
     /// Every live entry (hashed, or an unhashed template still waiting for its
     /// children), for listings and tests.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn)> {

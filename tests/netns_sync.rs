@@ -41,8 +41,11 @@ fn adm(socket: &Path, args: &str) -> (bool, String) {
     )
 }
 
-/// `-Lnc` rows: (state, source, virtual, destination).
-fn conns(socket: &Path) -> Vec<(String, String, String, String)> {
+/// One `-Lnc` row: (state, source, virtual, destination).
+type Row = (String, String, String, String);
+
+/// `-Lnc` rows.
+fn conns(socket: &Path) -> Vec<Row> {
     let (ok, text) = adm(socket, "-Lnc");
     assert!(ok, "{text}");
     text.lines()
@@ -155,8 +158,8 @@ fn wait_for(
     bsock: &Path,
     msock: &Path,
     what: &str,
-    pred: &dyn Fn(&[(String, String, String, String)]) -> bool,
-) -> Vec<(String, String, String, String)> {
+    pred: &dyn Fn(&[Row]) -> bool,
+) -> Vec<Row> {
     let t0 = Instant::now();
     loop {
         let c = conns(bsock);

@@ -602,7 +602,7 @@ mod tests {
         let size = 36 + opts.len();
         m[10..12].copy_from_slice(&(size as u16).to_be_bytes());
         m.extend_from_slice(opts);
-        while m.len() % 4 != 0 {
+        while !m.len().is_multiple_of(4) {
             m.push(0);
         }
         let total = m.len() as u16;
@@ -676,7 +676,7 @@ mod tests {
                     .collect();
                 if len >= 4 {
                     m[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-                    if len >= 8 && x % 2 == 0 {
+                    if len >= 8 && x.is_multiple_of(2) {
                         m[0] = 0;
                         m[5] = 1;
                         m[6] = 0;

@@ -188,9 +188,8 @@ fn forward(
     let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(cfg, &macs, workers)));
     let (dump_tx, dump_rx) = std::sync::mpsc::sync_channel(workers.max(1) * 2);
     let sync_params = Arc::new(dataplane::sync::SyncParams::default());
-    let worker_ctl: Vec<Arc<WorkerCtl>> = (0..workers)
-        .map(|_| Arc::new(WorkerCtl::new(dump_tx.clone(), sync_params.clone())))
-        .collect();
+    let worker_ctl: Vec<Arc<WorkerCtl>> =
+        (0..workers).map(|_| Arc::new(WorkerCtl::new(dump_tx.clone(), sync_params.clone()))).collect();
     let stop = Arc::new(Stop::default());
     let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::new(WorkerCounters::new(ports.len()))).collect();
     let mut port_index = vec![u16::MAX; ports.iter().map(|p| p.id as usize + 1).max().unwrap_or(0)];

@@ -35,10 +35,7 @@ fn ip(args: &[&str]) {
 
 fn adm(socket: &Path, args: &str) -> (bool, String) {
     let out = Command::new(rvsadm()).arg("--socket").arg(socket).args(args.split_whitespace()).output().unwrap();
-    (
-        out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-    )
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 /// One `-Lnc` row: (state, source, virtual, destination).
@@ -154,12 +151,7 @@ fn start_backup(bk: &str, extra: &str) -> (tempfile::TempDir, Guard, std::path::
 }
 
 /// Polls the backup's `-Lnc` until `pred` holds (10 s at most).
-fn wait_for(
-    bsock: &Path,
-    msock: &Path,
-    what: &str,
-    pred: &dyn Fn(&[Row]) -> bool,
-) -> Vec<Row> {
+fn wait_for(bsock: &Path, msock: &Path, what: &str, pred: &dyn Fn(&[Row]) -> bool) -> Vec<Row> {
     let t0 = Instant::now();
     loop {
         let c = conns(bsock);

@@ -328,7 +328,11 @@ pub fn render(s: &Scrape) -> String {
     }
 
     // Connection sync (specs/ipvs.md §5).
-    o.family("rvs_sync_events_total", "counter", "Sync daemon messages and records, sent, received, dropped by reason.");
+    o.family(
+        "rvs_sync_events_total",
+        "counter",
+        "Sync daemon messages and records, sent, received, dropped by reason.",
+    );
     for (event, n) in &s.sync {
         o.sample("rvs_sync_events_total", &[("event", event)], *n);
     }

@@ -147,7 +147,12 @@ pub struct Lb {
 
 impl Lb {
     pub fn new(worker: usize, conns_capacity: u32, seed: u64) -> Lb {
-        Lb { worker, conns: ConnTable::new(conns_capacity, seed), ip_ident: (worker as u16).wrapping_mul(0x3fff), sync: None }
+        Lb {
+            worker,
+            conns: ConnTable::new(conns_capacity, seed),
+            ip_ident: (worker as u16).wrapping_mul(0x3fff),
+            sync: None,
+        }
     }
 
     /// Prefetches the connection-table buckets a frame will look up (both the

@@ -172,7 +172,13 @@ impl Lb {
         }
         // Bind to the local real server: the service by mark, else by
         // address; the dest by (daddr, dport) (§5.5).
-        let mark = if r.fwmark != 0 { r.fwmark } else if template && r.proto == 0 { u32::from(r.vaddr) } else { 0 };
+        let mark = if r.fwmark != 0 {
+            r.fwmark
+        } else if template && r.proto == 0 {
+            u32::from(r.vaddr)
+        } else {
+            0
+        };
         let dest = snap
             .find_service(mark, r.proto, r.vaddr, r.vport)
             .and_then(|s| snap.service(s))

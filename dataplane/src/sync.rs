@@ -49,7 +49,10 @@ impl SyncRecord {
             u64::from(u32::from(self.caddr)) << 32 | u64::from(u32::from(self.vaddr)),
             u64::from(u32::from(self.daddr)) << 32 | u64::from(self.timeout),
             u64::from(self.fwmark) << 32 | u64::from(self.cport) << 16 | u64::from(self.vport),
-            u64::from(self.dport) << 32 | u64::from(self.flags) << 16 | u64::from(self.proto) << 8 | u64::from(self.state),
+            u64::from(self.dport) << 32
+                | u64::from(self.flags) << 16
+                | u64::from(self.proto) << 8
+                | u64::from(self.state),
         ]
     }
 

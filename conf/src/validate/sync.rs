@@ -154,10 +154,7 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_value() {
-        assert_eq!(
-            err("[sync]\nversion = 2\n"),
-            "rvs.toml:2:11: sync.version: 2 is out of range (expected 0..=1)"
-        );
+        assert_eq!(err("[sync]\nversion = 2\n"), "rvs.toml:2:11: sync.version: 2 is out of range (expected 0..=1)");
         assert_eq!(
             err("[sync]\nthreshold = 50\n"),
             "rvs.toml:2:13: sync.threshold: 50 must be below sync.period (50) unless the period is 0"

@@ -169,7 +169,8 @@ impl SyncDaemon {
     /// sync_threshold, sync_persist_mode, backup_only, resync_period. A
     /// running master keeps the format it started with.
     pub fn configure(&self, s: &conf::Sync) {
-        *self.version.lock().unwrap_or_else(|p| p.into_inner()) = if s.version == 0 { Version::V0 } else { Version::V1 };
+        *self.version.lock().unwrap_or_else(|p| p.into_inner()) =
+            if s.version == 0 { Version::V0 } else { Version::V1 };
         self.params.threshold.store(s.threshold, Relaxed);
         self.params.period.store(s.period, Relaxed);
         self.params.persist_mode.store(s.persist_mode, Relaxed);
@@ -272,7 +273,9 @@ impl SyncDaemon {
                     s.set_read_timeout(Some(RECV_POLL))?;
                     Ok(s)
                 })
-                .map_err(|e| format!("backup sync socket {group}:{port} on {} ({ifaddr}): {e}", spec.mcast_interface))?;
+                .map_err(|e| {
+                    format!("backup sync socket {group}:{port} on {} ({ifaddr}): {e}", spec.mcast_interface)
+                })?;
             let (ports, stats, stop2, snap) =
                 (self.ports.clone(), self.stats.clone(), stop.clone(), self.snapshot.clone());
             let syncid = spec.syncid;

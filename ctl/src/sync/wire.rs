@@ -352,7 +352,7 @@ impl Encoder {
                 b.push(0); // type: IPv4
                 b.push(r.proto);
                 b.extend_from_slice(&(V1_RECORD_V4 as u16).to_be_bytes()); // version 0, size 36
-                // Never HASHED; never SEQ bits, as rvs has no SEQ data to send.
+                                                                           // Never HASHED; never SEQ bits, as rvs has no SEQ data to send.
                 b.extend_from_slice(&u32::from(r.flags & !0x40 & !(SEQ_MASK as u16)).to_be_bytes());
                 b.extend_from_slice(&u16::from(r.state).to_be_bytes());
                 b.extend_from_slice(&r.cport.to_be_bytes());

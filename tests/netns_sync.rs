@@ -295,5 +295,26 @@ fn late_backup_converges_through_the_resync_sweep() {
         ports.iter().all(|p| c.iter().any(|r| r.1 == src(p) && r.0 == "ESTABLISHED"))
     });
     println!("late backup converged in {:?}", t0.elapsed());
+    // The counters say how: the master's sweep re-sent them, the backup
+    // received and installed them, and dropped nothing.
+    let counter = |sock: &Path, name: &str| -> u64 {
+        let (ok, t) = adm(sock, "sync");
+        assert!(ok, "{t}");
+        t.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in:\n{t}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(counter(&msock, "resynced_records") >= 4);
+    assert!(counter(&msock, "sent_records") >= 4);
+    assert_eq!(counter(&msock, "send_errors"), 0);
+    assert!(counter(&bsock, "received_records") >= 4);
+    assert!(counter(&bsock, "installed_records") >= 4);
+    let (_, report) = adm(&bsock, "sync");
+    for l in report.lines().filter(|l| l.starts_with("dropped_") || l.starts_with("skipped_")) {
+        assert!(l.ends_with(" 0"), "{report}");
+    }
+    println!("{report}");
     drop(master);
 }

@@ -190,6 +190,7 @@ impl Control {
             Op::Neighbors => self.neighbors(),
             Op::StartDaemon(spec) => self.sync.start(&spec).map_or_else(err, |()| Response::Ok),
             Op::StopDaemon { state } => self.sync.stop(&state).map_or_else(err, |()| Response::Ok),
+            Op::SyncStats => Response::Text(self.sync.report()),
             Op::Zero(k) => self.zero(k),
             Op::Mark(argv) => self.mark(&argv),
             op => {

@@ -70,6 +70,7 @@ impl SyncStats {
             ("queue_full_records".into(), ports.iter().map(|p| p.queue_full.get()).sum()),
             ("installed_records".into(), ports.iter().map(|p| p.installed.get()).sum()),
             ("install_failed_records".into(), ports.iter().map(|p| p.install_failed.get()).sum()),
+            ("resynced_records".into(), ports.iter().map(|p| p.resynced.get()).sum()),
         ];
         for (d, n) in MsgDrop::ALL.iter().zip(&self.dropped) {
             v.push((format!("dropped_{}", d.as_str()), n.load(Relaxed)));
@@ -319,6 +320,47 @@ impl SyncDaemon {
         }
         r.stop();
         Ok(())
+    }
+
+    /// `rvsadm sync`: each running daemon as `-L --daemon` prints it, the
+    /// settings in force, then every counter.
+    pub fn report(&self) -> String {
+        use std::fmt::Write;
+        let mut t = String::new();
+        for d in self.list() {
+            let _ = writeln!(
+                t,
+                "{} sync daemon (mcast={}, syncid={}, maxlen={}, group={}, port={}, ttl={})",
+                d.state,
+                d.mcast_interface,
+                d.syncid,
+                d.sync_maxlen.unwrap_or(0),
+                d.mcast_group.unwrap_or(DEFAULT_GROUP),
+                d.mcast_port.unwrap_or(DEFAULT_PORT),
+                d.mcast_ttl.unwrap_or(1)
+            );
+        }
+        if t.is_empty() {
+            t.push_str("no sync daemon running\n");
+        }
+        let p = &self.params;
+        let version = match *self.version.lock().unwrap_or_else(|p| p.into_inner()) {
+            Version::V0 => 0,
+            Version::V1 => 1,
+        };
+        let _ = writeln!(
+            t,
+            "sync_version {version}, sync_threshold {} {}, sync_persist_mode {}, backup_only {}, resync_period {}",
+            p.threshold.load(Relaxed),
+            p.period.load(Relaxed),
+            u8::from(p.persist_mode.load(Relaxed)),
+            u8::from(self.backup_only.load(Relaxed)),
+            p.resync_period.load(Relaxed)
+        );
+        for (name, n) in self.stats.list(&self.ports) {
+            let _ = writeln!(t, "{name} {n}");
+        }
+        t
     }
 
     pub fn is_backup(&self) -> bool {

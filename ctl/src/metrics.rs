@@ -636,6 +636,8 @@ rvs_worker_packets_handled_total{{worker="0"}} 139
 # HELP rvs_worker_packets_handed_off_total Packets the worker handed to another worker.
 # TYPE rvs_worker_packets_handed_off_total counter
 rvs_worker_packets_handed_off_total{{worker="0"}} 0
+# HELP rvs_sync_events_total Sync daemon messages and records, sent, received, dropped by reason.
+# TYPE rvs_sync_events_total counter
 # HELP rvs_timeout_seconds Connection timeouts: tcp (established), tcpfin, udp.
 # TYPE rvs_timeout_seconds gauge
 rvs_timeout_seconds{{state="tcp"}} 900

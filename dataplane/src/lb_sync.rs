@@ -55,19 +55,17 @@ impl Lb {
     /// §5.4): queue it (and then its template) for the master thread when the
     /// LVS rules say so.
     pub(crate) fn sync_after_packet(&mut self, i: u32) {
-        let Some(port) = self.sync.clone() else { return };
+        // Borrowed, not cloned: no reference-count traffic per packet.
+        let Some(port) = self.sync.as_deref() else { return };
         let p = &port.params;
         if !p.master.load(Relaxed) {
             return;
         }
         let Some(c) = self.conns.get(i) else { return };
         if c.flags & cf::ONE_PACKET != 0 {
-            return; // OPS connections are never synced, their templates are (§5.4).
+            return; // OPS connections are never synced (§5.4).
         }
         let control = c.control;
-        if p.persist_mode.load(Relaxed) && control != crate::conn::NIL {
-            return; // sync_persist_mode: only the template is synced.
-        }
         let pkts = c.in_pkts;
         let (threshold, period) = (p.threshold.load(Relaxed), p.period.load(Relaxed));
         let needed = if c.proto == PROTO_TCP {
@@ -87,23 +85,26 @@ impl Lb {
         if !needed {
             return;
         }
-        if let Some(r) = self.sync_record(i) {
-            port.send(r);
+        // sync_persist_mode: a connection controlled by a template is not
+        // sent; its template is (§5.4).
+        if !(p.persist_mode.load(Relaxed) && control != crate::conn::NIL) {
+            if let Some(r) = self.sync_record(i) {
+                port.send(r);
+            }
         }
         if let Some(c) = self.conns.get_mut(i) {
             c.flags &= !cf::STATE_CHANGED;
         }
         // Its template is considered next, with no state or packet filter
         // while sync_period > 0 (§5.4).
-        if control != crate::conn::NIL {
-            if let Some(t) = self.conns.get_mut(control) {
-                t.in_pkts = t.in_pkts.wrapping_add(1);
-                let tp = t.in_pkts;
-                if period > 0 || tp == threshold {
-                    if let Some(r) = self.sync_record(control) {
-                        port.send(r);
-                    }
-                }
+        if control == crate::conn::NIL {
+            return;
+        }
+        let Some(t) = self.conns.get_mut(control) else { return };
+        t.in_pkts = t.in_pkts.wrapping_add(1);
+        if period > 0 || t.in_pkts == threshold {
+            if let Some(r) = self.sync_record(control) {
+                port.send(r);
             }
         }
     }

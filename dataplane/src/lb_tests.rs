@@ -564,9 +564,11 @@ fn template_follows_its_connection_and_persist_mode_syncs_only_it() {
         }
         let got = drain(&port);
         if persist_mode {
-            // sync_persist_mode: controlled connections are not synced, and so
-            // neither is their template through them (§5.4).
-            assert!(got.is_empty(), "{got:?}");
+            // sync_persist_mode: the controlled connection is not sent, its
+            // template is (§5.4).
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!(got[0].flags & crate::conn::flags::TEMPLATE, crate::conn::flags::TEMPLATE);
+            assert_eq!(got[0].cport, 0);
             continue;
         }
         assert_eq!(got.len(), 2, "{got:?}");

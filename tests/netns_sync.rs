@@ -197,7 +197,8 @@ fn src(p: &str) -> String {
 fn backup_shows_the_masters_connections_with_their_states() {
     let (topo, bk, _bk_guard) = rig("a");
     let dir = tempfile::tempdir().unwrap();
-    let master = Director::start(&topo, dir.path(), 1, 2, &services());
+    // Two master workers: each queues its own flows' records on its own ring.
+    let master = Director::start(&topo, dir.path(), 2, 2, &services());
     let msock = master.socket.clone();
     let (_bdir, _backup, bsock) = start_backup(&bk, "");
 
@@ -316,5 +317,17 @@ fn late_backup_converges_through_the_resync_sweep() {
         assert!(l.ends_with(" 0"), "{report}");
     }
     println!("{report}");
+
+    // A backup with another syncid drops the master's messages whole and
+    // counts them (§5.1); nothing more is installed.
+    assert!(adm(&bsock, "--stop-daemon backup").0);
+    assert!(adm(&bsock, "--start-daemon backup --mcast-interface sb0 --syncid 8").0);
+    let installed = counter(&bsock, "installed_records");
+    let t0 = Instant::now();
+    while counter(&bsock, "dropped_foreign_syncid") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{}", adm(&bsock, "sync").1);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(counter(&bsock, "installed_records"), installed);
     drop(master);
 }

@@ -274,9 +274,21 @@ fn backup_shows_the_masters_connections_with_their_states() {
 /// the whole table. Both daemons are started from `[sync]` in the config.
 #[test]
 fn late_backup_converges_through_the_resync_sweep() {
-    let (topo, bk, _bk_guard) = rig("b");
+    late_backup(1);
+}
+
+/// The same with the master sending the v0 format (§5.3: no timeouts; the
+/// backup uses its own).
+#[test]
+fn late_backup_converges_with_sync_version_0() {
+    late_backup(0);
+}
+
+fn late_backup(version: u8) {
+    let (topo, bk, _bk_guard) = rig(&format!("v{version}"));
     let dir = tempfile::tempdir().unwrap();
-    let sync = "[sync]\nresync_period = 2\n[sync.master]\ninterface = \"sm0\"\nsyncid = 9\n";
+    let sync =
+        format!("[sync]\nversion = {version}\nresync_period = 2\n[sync.master]\ninterface = \"sm0\"\nsyncid = 9\n");
     let master = Director::start(&topo, dir.path(), 1, 2, &format!("{}{sync}", services()));
     let msock = master.socket.clone();
     assert_eq!(
@@ -312,6 +324,12 @@ fn late_backup_converges_through_the_resync_sweep() {
     assert_eq!(counter(&msock, "send_errors"), 0);
     assert!(counter(&bsock, "received_records") >= 4);
     assert!(counter(&bsock, "installed_records") >= 4);
+    assert!(adm(&msock, "sync").1.contains(&format!("sync_version {version},")));
+    let v0 = counter(&bsock, "received_v0_messages");
+    assert_eq!(v0 > 0, version == 0, "v0 messages received: {v0}");
+    // The backup's entries expire per the ESTABLISHED timeout (15:00).
+    let (_, text) = adm(&bsock, "-Lnc");
+    assert!(text.lines().skip(2).all(|l| l.starts_with("TCP 14:") || l.starts_with("TCP 15:00")), "{text}");
     let (_, report) = adm(&bsock, "sync");
     for l in report.lines().filter(|l| l.starts_with("dropped_") || l.starts_with("skipped_")) {
         assert!(l.ends_with(" 0"), "{report}");

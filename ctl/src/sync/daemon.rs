@@ -48,6 +48,8 @@ pub struct SyncStats {
     pub send_errors: AtomicU64,
     pub received_messages: AtomicU64,
     pub received_records: AtomicU64,
+    /// Received datagrams in the v0 format (§5.3).
+    pub received_v0_messages: AtomicU64,
     /// Records a worker's `into` ring could not take.
     pub install_queue_full: AtomicU64,
     /// Whole datagrams dropped, by [`MsgDrop`] (order of `MsgDrop::ALL`).
@@ -65,6 +67,7 @@ impl SyncStats {
             ("send_errors".into(), self.send_errors.load(Relaxed)),
             ("received_messages".into(), self.received_messages.load(Relaxed)),
             ("received_records".into(), self.received_records.load(Relaxed)),
+            ("received_v0_messages".into(), self.received_v0_messages.load(Relaxed)),
             ("install_queue_full".into(), self.install_queue_full.load(Relaxed)),
             ("queued_records".into(), ports.iter().map(|p| p.queued.get()).sum()),
             ("queue_full_records".into(), ports.iter().map(|p| p.queue_full.get()).sum()),
@@ -448,6 +451,9 @@ fn backup_loop(
                 continue;
             }
         };
+        if d.v0 {
+            stats.received_v0_messages.fetch_add(1, Relaxed);
+        }
         for s in &d.skipped {
             stats.skip_record(*s);
         }

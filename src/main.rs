@@ -190,9 +190,9 @@ fn forward(
     let macs: Vec<[u8; 6]> = ports.iter().map(|p| p.mac).collect();
     let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(cfg, &macs, workers)));
     let (dump_tx, dump_rx) = std::sync::mpsc::sync_channel(workers.max(1) * 2);
-    let worker_ctl: Vec<Arc<WorkerCtl>> = (0..workers)
-        .map(|_| Arc::new(WorkerCtl { dump_requested: AtomicBool::new(false), dumps: dump_tx.clone() }))
-        .collect();
+    let sync_params = Arc::new(dataplane::sync::SyncParams::default());
+    let worker_ctl: Vec<Arc<WorkerCtl>> =
+        (0..workers).map(|_| Arc::new(WorkerCtl::new(dump_tx.clone(), sync_params.clone()))).collect();
     let stop = Arc::new(Stop::default());
     let counters: Vec<Arc<WorkerCounters>> = (0..workers).map(|_| Arc::new(WorkerCounters::new(ports.len()))).collect();
     let mut port_index = vec![u16::MAX; ports.iter().map(|p| p.id as usize + 1).max().unwrap_or(0)];
@@ -399,6 +399,14 @@ fn forward(
     control.exception = exception_view;
     let control = Arc::new(control);
     control.spawn_estimator();
+    // Sync daemons named in [sync] (specs/ipvs.md §5); one that cannot start
+    // is reported and the rest of rvsd runs (rvsadm --start-daemon can retry).
+    for e in control.sync.start_configured(&cfg.sync) {
+        eprintln!("rvsd: sync daemon not started: {e}");
+    }
+    for d in control.sync.list() {
+        println!("rvsd: {} sync daemon on {} (syncid {})", d.state, d.mcast_interface, d.syncid);
+    }
     let socket = if replay {
         None
     } else {

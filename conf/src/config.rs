@@ -49,6 +49,8 @@ pub struct Config {
     /// `[fwmark] rules`: iptables mangle/PREROUTING MARK rules, in order.
     pub fwmark: Vec<crate::iptables::MarkRule>,
     pub ipvs: Ipvs,
+    /// `[sync]`: the connection sync daemon (specs/ipvs.md §5, §9).
+    pub sync: Sync,
     /// Virtual services: the `[[service]]` tables in file order, then (after
     /// `load`) those of the `[ipvs] rules` file in file order.
     pub service: Vec<Service>,
@@ -208,6 +210,53 @@ impl Default for Ipvs {
             timeouts: Timeouts::default(),
         }
     }
+}
+
+/// The `[sync]` table: the sync sysctls (specs/ipvs.md §5.4, §9) with the
+/// kernel's defaults, rvs's resync sweep, and sync daemons to start at boot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sync {
+    /// `sync_version`: 0 or 1 (the format a master sends).
+    pub version: u8,
+    /// `sync_threshold`, first value.
+    pub threshold: u32,
+    /// `sync_threshold`, second value (the period; 0 = sync once).
+    pub period: u32,
+    pub persist_mode: bool,
+    pub backup_only: bool,
+    /// rvs extension: seconds per full-table resync sweep of a master (0 = off).
+    pub resync_period: u32,
+    pub master: Option<SyncDaemon>,
+    pub backup: Option<SyncDaemon>,
+}
+
+impl Default for Sync {
+    fn default() -> Self {
+        Sync {
+            version: 1,
+            threshold: 3,
+            period: 50,
+            persist_mode: false,
+            backup_only: false,
+            resync_period: DEFAULT_RESYNC_PERIOD,
+            master: None,
+            backup: None,
+        }
+    }
+}
+
+/// Default of `[sync] resync_period` (seconds).
+pub const DEFAULT_RESYNC_PERIOD: u32 = 30;
+
+/// A sync daemon started at boot (`ipvsadm --start-daemon` options, §6.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncDaemon {
+    pub interface: String,
+    pub syncid: u8,
+    pub group: Option<Ipv4Addr>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub maxlen: Option<u16>,
 }
 
 /// `ipvsadm --set tcp tcpfin udp` (specs/ipvs.md §3.7): the effective

@@ -53,9 +53,9 @@ use std::path::Path;
 
 pub use config::{
     Config, Control, Dataplane, Ipvs, Method, Metrics, Neighbor, Port, Protocol, Route, Server, Service, ServiceAddr,
-    Timeouts, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS, DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_SCHEDULER, DEFAULT_SOCKET,
-    MAX_CONNS_PER_WORKER, MAX_PORT_NAME, MAX_THRESHOLD, MAX_TIMEOUT, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS,
-    SCHEDULERS, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
+    Sync, SyncDaemon, Timeouts, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS, DEFAULT_PERSISTENT_TIMEOUT,
+    DEFAULT_RESYNC_PERIOD, DEFAULT_SCHEDULER, DEFAULT_SOCKET, MAX_CONNS_PER_WORKER, MAX_PORT_NAME, MAX_THRESHOLD,
+    MAX_TIMEOUT, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS, SCHEDULERS, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
 };
 pub use device::{is_pci_address, Device};
 pub use error::ConfError;
@@ -229,6 +229,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
             metrics: Metrics { listen: Some("127.0.0.1:9469".parse().unwrap()) },
             fwmark: vec![],
             ipvs: Ipvs::default(),
+            sync: Sync::default(),
             service: vec![],
         };
         assert_eq!(c, expected);
@@ -283,7 +284,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
         assert_eq!(
             err("[routes]\n"),
             "rvs.toml:1:2: routes: unknown key (valid keys: dataplane, port, route, neighbor, \
-             control, metrics, fwmark, ipvs, service)"
+             control, metrics, fwmark, ipvs, sync, service)"
         );
         assert_eq!(
             err("[[route]]\nprefix = \"0.0.0.0/0\"\ngw = \"10.0.0.1\"\n"),

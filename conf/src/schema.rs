@@ -26,8 +26,33 @@ pub(crate) struct RawConfig {
     pub metrics: Option<RawMetrics>,
     pub fwmark: Option<RawFwmark>,
     pub ipvs: Option<RawIpvs>,
+    pub sync: Option<RawSync>,
     #[serde(default)]
     pub service: Vec<S<RawService>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSync {
+    pub version: Option<S<Int>>,
+    pub threshold: Option<S<Int>>,
+    pub period: Option<S<Int>>,
+    pub persist_mode: Option<S<IntOrBool>>,
+    pub backup_only: Option<S<IntOrBool>>,
+    pub resync_period: Option<S<Int>>,
+    pub master: Option<S<RawSyncDaemon>>,
+    pub backup: Option<S<RawSyncDaemon>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSyncDaemon {
+    pub interface: Option<S<String>>,
+    pub syncid: Option<S<Int>>,
+    pub group: Option<S<String>>,
+    pub port: Option<S<Int>>,
+    pub ttl: Option<S<Int>>,
+    pub maxlen: Option<S<Int>>,
 }
 
 #[derive(Deserialize, Default)]

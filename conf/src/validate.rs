@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 mod ipvs;
+mod sync;
 
 use crate::config::{
     Config, Control, Dataplane, Metrics, Neighbor, Port, Route, Service, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS,
@@ -68,6 +69,7 @@ impl Validator<'_> {
         let fwmark = self.fwmark(raw.fwmark.unwrap_or_default(), &ports)?;
 
         let (ipvs, rules_at) = self.ipvs(raw.ipvs.unwrap_or_default())?;
+        let sync = self.sync(raw.sync.unwrap_or_default())?;
 
         let mut services: Vec<Service> = Vec::with_capacity(raw.service.len());
         let mut where_defined = Vec::with_capacity(raw.service.len());
@@ -105,6 +107,7 @@ impl Validator<'_> {
             metrics,
             fwmark,
             ipvs,
+            sync,
             service: services,
         };
         Ok((config, Positions { rules_at, services: where_defined }))

@@ -33,6 +33,8 @@ pub struct Control {
     pub port_stats: PortStatsFn,
     /// The exception path's neighbour table and counters (absent in replay mode).
     pub exception: Option<ExceptionView>,
+    /// The connection sync daemon (specs/ipvs.md §5).
+    pub sync: crate::sync::SyncDaemon,
     inner: Mutex<Inner>,
 }
 
@@ -148,7 +150,12 @@ impl Control {
         dumps: Receiver<(usize, Vec<ConnDump>)>,
         port_stats: PortStatsFn,
     ) -> Control {
+        let sync_params = worker_ctl.first().map_or_else(Default::default, |w| w.sync.params.clone());
+        let sync_ports = worker_ctl.iter().map(|w| w.sync.clone()).collect();
+        let sync = crate::sync::SyncDaemon::new(sync_params, sync_ports, snapshot.clone());
+        sync.configure(&cfg.sync);
         Control {
+            sync,
             config_path,
             snapshot,
             workers,
@@ -190,7 +197,9 @@ impl Control {
             Op::ConfigReload => self.reload(),
             Op::Ports => self.ports(),
             Op::Neighbors => self.neighbors(),
-            Op::StartDaemon(_) | Op::StopDaemon { .. } => err("the sync daemon is not available in this build"),
+            Op::StartDaemon(spec) => self.sync.start(&spec).map_or_else(err, |()| Response::Ok),
+            Op::StopDaemon { state } => self.sync.stop(&state).map_or_else(err, |()| Response::Ok),
+            Op::SyncStats => Response::Text(self.sync.report()),
             Op::Zero(k) => self.zero(k),
             Op::Mark(argv) => self.mark(&argv),
             op => {
@@ -226,6 +235,7 @@ impl Control {
                 "reload refused: [dataplane], [[port]], [[route]], [[neighbor]], [control] or [metrics] changed; restart rvsd for those",
             );
         }
+        self.sync.configure(&new.sync);
         self.publish(&mut inner, new);
         Response::Ok
     }
@@ -436,7 +446,9 @@ impl Control {
                 let t = self.snapshot.load().timeouts.triple();
                 Response::Timeouts { tcp: t.0, tcpfin: t.1, udp: t.2 }
             }
-            ListWhat::Daemons => Response::Daemons(Vec::new()),
+            ListWhat::Daemons => {
+                Response::Daemons(self.sync.list().into_iter().map(|spec| proto::DaemonInfo { spec }).collect())
+            }
             ListWhat::Conns => Response::Conns(self.conns()),
             ListWhat::Services => {
                 let inner = self.lock();

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod proto;
 pub mod server;
 pub mod state;
+pub mod sync;
 
 /// The version string both sides print (`rvsadm -v`, `rvsd --version`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -65,6 +65,8 @@ pub struct Scrape {
     pub timeouts: Option<(u32, u32, u32)>,
     /// Indexed by worker.
     pub workers: Vec<WorkerFigures>,
+    /// Sync daemon counters by event (`SyncStats::list`).
+    pub sync: Vec<(String, u64)>,
 }
 
 impl Scrape {
@@ -119,12 +121,14 @@ pub fn gather(control: &Control) -> Scrape {
             handed_off: c.handed_off.get(),
         })
         .collect();
-    Scrape::from_responses(
+    let mut s = Scrape::from_responses(
         control.handle(Op::List { what: ListWhat::Services, service: None }),
         control.handle(Op::Ports),
         control.handle(Op::List { what: ListWhat::Timeouts, service: None }),
         workers,
-    )
+    );
+    s.sync = control.sync.stats.list(&control.sync.ports);
+    s
 }
 
 /// The `service` label: `tcp 10.0.0.1:80`, `udp 10.0.0.1:53`, `fwmark 10`.
@@ -334,6 +338,16 @@ pub fn render(s: &Scrape) -> String {
         for (i, w) in &workers {
             o.sample(name, &[("worker", i)], get(w));
         }
+    }
+
+    // Connection sync (specs/ipvs.md §5).
+    o.family(
+        "rvs_sync_events_total",
+        "counter",
+        "Sync daemon messages and records, sent, received, dropped by reason.",
+    );
+    for (event, n) in &s.sync {
+        o.sample("rvs_sync_events_total", &[("event", event)], *n);
     }
 
     // Timeouts (ipvsadm --set).
@@ -635,6 +649,8 @@ rvs_worker_packets_handled_total{{worker="0"}} 139
 # HELP rvs_worker_packets_handed_off_total Packets the worker handed to another worker.
 # TYPE rvs_worker_packets_handed_off_total counter
 rvs_worker_packets_handed_off_total{{worker="0"}} 0
+# HELP rvs_sync_events_total Sync daemon messages and records, sent, received, dropped by reason.
+# TYPE rvs_sync_events_total counter
 # HELP rvs_timeout_seconds Connection timeouts: tcp (established), tcpfin, udp.
 # TYPE rvs_timeout_seconds gauge
 rvs_timeout_seconds{{state="tcp"}} 900
@@ -763,7 +779,7 @@ mod http_tests {
             1,
             vec![],
             vec![Arc::new(WorkerCounters::new(0))],
-            vec![Arc::new(WorkerCtl { dump_requested: false.into(), dumps: tx })],
+            vec![Arc::new(WorkerCtl::new(tx, Default::default()))],
             rx,
             Box::new(Vec::new),
         ));

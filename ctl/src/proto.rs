@@ -143,6 +143,8 @@ pub enum Op {
     Ports,
     /// The neighbour table.
     Neighbors,
+    /// `rvsadm sync`: the sync daemons and their counters (specs/ipvs.md §5).
+    SyncStats,
     Version,
 }
 

@@ -531,7 +531,30 @@ fn bench_established(c: &mut Criterion, rows: &mut Vec<Row>) {
         };
         bench_case(c, "dr_established_prefetch", &id, rows, None, setup, no_new_conns(flows));
     }
+    // The same 64k DR flows with a master sync daemon on (specs/ipvs.md §5.4):
+    // every packet runs the sync decision; every 50th packet of a flow queues
+    // a record on the worker's ring. Nothing drains the ring here, so after
+    // 8192 records the pushes are refused and counted (the cost of a slow
+    // sync thread: never a stall).
     let flows = 1 << 16;
+    let setup = move || {
+        let mut k = established_case(FwdMethod::Route, flows, false);
+        let params = Arc::new(dataplane::sync::SyncParams::default());
+        params.master.store(true, Relaxed);
+        params.resync_period.store(0, Relaxed);
+        k.lb.sync = Some(Arc::new(dataplane::sync::SyncPort::new(dataplane::sync::RING_RECORDS, params)));
+        k
+    };
+    let check = move |k: &Case, acc: &Acc| {
+        let p = k.lb.sync.as_ref().expect("sync port");
+        format!(
+            "{} records queued, {} refused (ring full) for {} packets",
+            p.queued.get(),
+            p.queue_full.get(),
+            acc.packets
+        )
+    };
+    bench_case(c, "sync_master_dr_established", &label(flows), rows, None, setup, check);
     for (dir, replies) in [("in", false), ("out", true)] {
         let id = format!("{dir}_{}", label(flows));
         bench_case(

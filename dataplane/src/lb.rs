@@ -144,6 +144,8 @@ pub struct Lb {
     /// once per round from what the exception path publishes).
     pub learned: std::sync::Arc<fwd::Learned>,
     ip_ident: u16,
+    /// This worker's end of the sync daemon (specs/ipvs.md §5; `lb_sync.rs`).
+    pub sync: Option<std::sync::Arc<crate::sync::SyncPort>>,
 }
 
 impl Lb {
@@ -153,6 +155,7 @@ impl Lb {
             conns: ConnTable::new(conns_capacity, seed),
             learned: Default::default(),
             ip_ident: (worker as u16).wrapping_mul(0x3fff),
+            sync: None,
         }
     }
 
@@ -211,6 +214,10 @@ impl Lb {
             Ok(f) => f,
             Err(r) => return Verdict::Drop(r),
         };
+        // backup_only: no balancing while a sync backup (specs/ipvs.md §5.5).
+        if self.sync.as_ref().is_some_and(|s| s.params.backup_only.load(std::sync::atomic::Ordering::Relaxed)) {
+            return self.not_balanced(pkt, flow, snap);
+        }
         match flow.proto {
             PROTO_TCP | PROTO_UDP => self.tcp_udp(pkt, flow, in_port, mark, snap, now, counters),
             PROTO_ICMP => self.icmp(pkt, flow, in_port, snap, now),
@@ -346,6 +353,7 @@ impl Lb {
         c.in_pkts = c.in_pkts.wrapping_add(1);
         let dir = if c.flags & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
         self.transition(i, flow, dir, snap, now);
+        self.sync_after_packet(i);
         self.transmit(pkt, i, flow, in_port, snap)
     }
 
@@ -459,6 +467,7 @@ impl Lb {
         }
         let dir = if fl & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
         self.transition(i, flow, dir, snap, now);
+        self.sync_after_packet(i);
         let v = self.transmit(pkt, i, flow, in_port, snap);
         if fl & cf::ONE_PACKET != 0 {
             // OPS: scheduled and sent, never kept (§3.8).

@@ -43,6 +43,21 @@ pub struct WorkerCtl {
     /// Set by the control side: list your connections on `dumps`.
     pub dump_requested: AtomicBool,
     pub dumps: std::sync::mpsc::SyncSender<(usize, Vec<ConnDump>)>,
+    /// This worker's end of the sync daemon (specs/ipvs.md §5, `sync.rs`).
+    pub sync: Arc<crate::sync::SyncPort>,
+}
+
+impl WorkerCtl {
+    pub fn new(
+        dumps: std::sync::mpsc::SyncSender<(usize, Vec<ConnDump>)>,
+        sync_params: Arc<crate::sync::SyncParams>,
+    ) -> WorkerCtl {
+        WorkerCtl {
+            dump_requested: AtomicBool::new(false),
+            dumps,
+            sync: Arc::new(crate::sync::SyncPort::new(crate::sync::RING_RECORDS, sync_params)),
+        }
+    }
 }
 
 /// Stop signals from the control side: first stop reading the ports (drain
@@ -230,6 +245,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
     } = setup;
     let mut clock = if replay { Clock::replay() } else { Clock::live(dpdk::tsc_hz(), dpdk::tsc_cycles()) };
     let mut lb = Lb::new(id, conns_capacity, seed);
+    lb.sync = Some(ctl.sync.clone());
     let mut io = Io {
         tx: &tx,
         tx_batches: tx.iter().map(|_| MbufBatch::new()).collect(),
@@ -318,6 +334,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
         // a local batch (replay mode waits for handled == received).
         counters.handled.add(handled);
         lb.expire(clock.now_secs() as u32);
+        crate::sync::install_pending(&mut lb, &ctl.sync, &snap, clock.now_secs() as u32);
+        crate::sync::sweep(&mut lb, &ctl.sync, clock.now_secs() as u32);
         counters.conns_live.set(lb.conns.len() as u64);
         if ctl.dump_requested.load(Relaxed) {
             // An administrator's listing: allocation here is off the packet path.

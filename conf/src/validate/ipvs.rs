@@ -55,7 +55,7 @@ impl Validator<'_> {
     }
 
     /// A sysctl switch: 0/1 or false/true.
-    fn switch(&self, v: &S<IntOrBool>, key: &str) -> Result<bool, ConfError> {
+    pub(super) fn switch(&self, v: &S<IntOrBool>, key: &str) -> Result<bool, ConfError> {
         match *v.get_ref() {
             IntOrBool::Bool(b) => Ok(b),
             IntOrBool::Int(0) => Ok(false),

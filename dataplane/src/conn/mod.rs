@@ -33,6 +33,9 @@ pub mod flags {
     pub const ONE_PACKET: u16 = 0x2000;
     /// rvs-internal: the entry is in a hash chain.
     pub const HASHED: u16 = 0x40;
+    /// rvs-internal: the state changed since the entry was last synced (the
+    /// kernel's `old_state != state`, specs/ipvs.md §5.4). Never sent.
+    pub const STATE_CHANGED: u16 = 0x8000;
 }
 
 /// Template states (§2.3), as `ipvsadm -Lc` names them.
@@ -325,6 +328,9 @@ impl ConnTable {
         let Some(c) = self.conns.get_mut(i as usize) else { return };
         let was_active = c.flags & flags::INACTIVE == 0;
         let now_active = new.is_active();
+        if c.state != new as u8 {
+            c.flags |= flags::STATE_CHANGED;
+        }
         c.state = new as u8;
         if was_active != now_active {
             if now_active {
@@ -445,6 +451,12 @@ impl ConnTable {
         if let Some(n) = self.conns.get_mut(next as usize) {
             n.timer_prev = prev;
         }
+    }
+
+    /// Whether slot `i` holds a live entry (for the sync resync sweep).
+    #[inline]
+    pub fn is_live(&self, i: u32) -> bool {
+        self.conns.get(i as usize).is_some_and(|c| c.timer_slot != NO_SLOT)
     }
 
     /// Every live entry (hashed, or an unhashed template still waiting for its

@@ -1,0 +1,258 @@
+//! Connection sync on the worker (specs/ipvs.md §5.4, §5.5): when the master
+//! queues a connection for the sync daemon, and how the backup installs a
+//! synced record in its own table.
+//!
+//! Runs on the worker that owns the flow: no allocation, no lock, no syscall.
+//! A full queue drops the record and counts it.
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::conn::{flags as cf, Conn, TEMPLATE_ASSURED};
+use crate::lb::Lb;
+use crate::proto::TcpState;
+use crate::service::{FwdMethod, PROTO_TCP};
+use crate::snapshot::Snapshot;
+use crate::sync::SyncRecord;
+
+/// Flags a backup keeps from a record (`IP_VS_CONN_F_BACKUP_MASK`, §5.5).
+pub const BACKUP_MASK: u16 = cf::FWD_MASK | cf::NOOUTPUT | cf::INACTIVE | 0x0600 | 0x0800 | cf::TEMPLATE;
+/// `IP_VS_CONN_F_SYNC`: the entry came from a sync message (§5.5).
+pub const SYNC_FLAG: u16 = 0x0020;
+/// Timeout of a template synced without one (v0, §5.3).
+const V0_TEMPLATE_TIMEOUT: u32 = 180;
+
+/// What the backup did with one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Installed {
+    New,
+    Updated,
+    /// An inactive record for a connection that now has another real server:
+    /// a stale expiry message, ignored (§5.5 replacement rule).
+    Stale,
+    TableFull,
+}
+
+impl Lb {
+    /// The record the sync protocol carries for entry `i`.
+    pub fn sync_record(&self, i: u32) -> Option<SyncRecord> {
+        let c = self.conns.get(i)?;
+        Some(SyncRecord {
+            proto: c.proto,
+            state: c.state,
+            flags: c.flags & !(cf::HASHED | cf::STATE_CHANGED),
+            caddr: c.caddr,
+            vaddr: c.vaddr,
+            daddr: c.daddr,
+            cport: c.cport,
+            vport: c.vport,
+            dport: c.dport,
+            timeout: c.timeout,
+            // Fwmark templates carry their mark as vaddr (§6.2 -Lnc).
+            fwmark: if c.is_template() && c.proto == 0 { u32::from(c.vaddr) } else { 0 },
+        })
+    }
+
+    /// After a client packet on connection `i` (`ip_vs_sync_conn_needed`,
+    /// §5.4): queue it (and then its template) for the master thread when the
+    /// LVS rules say so.
+    pub(crate) fn sync_after_packet(&mut self, i: u32) {
+        // Borrowed, not cloned: no reference-count traffic per packet.
+        let Some(port) = self.sync.as_deref() else { return };
+        let p = &port.params;
+        if !p.master.load(Relaxed) {
+            return;
+        }
+        let Some(c) = self.conns.get(i) else { return };
+        if c.flags & cf::ONE_PACKET != 0 {
+            return; // OPS connections are never synced (§5.4).
+        }
+        let control = c.control;
+        let pkts = c.in_pkts;
+        let (threshold, period) = (p.threshold.load(Relaxed), p.period.load(Relaxed));
+        let needed = if c.proto == PROTO_TCP {
+            let st = c.tcp_state();
+            if !matches!(
+                st,
+                TcpState::Established | TcpState::FinWait | TcpState::Close | TcpState::CloseWait | TcpState::TimeWait
+            ) {
+                return;
+            }
+            // A state change since the last sync goes at once unless the new
+            // state is ESTABLISHED (`force` in ip_vs_sync_conn_needed).
+            (c.flags & cf::STATE_CHANGED != 0 && st != TcpState::Established) || packet_rule(pkts, threshold, period)
+        } else {
+            packet_rule(pkts, threshold, period)
+        };
+        if !needed {
+            return;
+        }
+        // sync_persist_mode: a connection controlled by a template is not
+        // sent; its template is (§5.4).
+        if !(p.persist_mode.load(Relaxed) && control != crate::conn::NIL) {
+            if let Some(r) = self.sync_record(i) {
+                port.send(r);
+            }
+        }
+        if let Some(c) = self.conns.get_mut(i) {
+            c.flags &= !cf::STATE_CHANGED;
+        }
+        // Its template is considered next, with no state or packet filter
+        // while sync_period > 0 (§5.4).
+        if control == crate::conn::NIL {
+            return;
+        }
+        let Some(t) = self.conns.get_mut(control) else { return };
+        t.in_pkts = t.in_pkts.wrapping_add(1);
+        if period > 0 || t.in_pkts == threshold {
+            if let Some(r) = self.sync_record(control) {
+                port.send(r);
+            }
+        }
+    }
+
+    /// The record the resync sweep sends for slot `i`: a live entry that the
+    /// §5.4 filters allow (templates always; TCP in ES, FW, CL, CW, TW; UDP;
+    /// never OPS; not a controlled connection under sync_persist_mode).
+    pub fn resync_record(&self, i: u32) -> Option<SyncRecord> {
+        if !self.conns.is_live(i) {
+            return None;
+        }
+        let c = self.conns.get(i)?;
+        if !c.is_template() {
+            if c.flags & cf::ONE_PACKET != 0 {
+                return None;
+            }
+            let persist = self.sync.as_ref().is_some_and(|s| s.params.persist_mode.load(Relaxed));
+            if persist && c.control != crate::conn::NIL {
+                return None;
+            }
+            if c.proto == PROTO_TCP
+                && !matches!(
+                    c.tcp_state(),
+                    TcpState::Established
+                        | TcpState::FinWait
+                        | TcpState::Close
+                        | TcpState::CloseWait
+                        | TcpState::TimeWait
+                )
+            {
+                return None;
+            }
+        }
+        self.sync_record(i)
+    }
+
+    /// Installs or refreshes a synced connection (`ip_vs_proc_conn`, §5.5).
+    /// A record with timeout 0 (v0) takes the local state timeout.
+    pub fn install_synced(&mut self, r: &SyncRecord, snap: &Snapshot, now: u32) -> Installed {
+        let template = r.flags & cf::TEMPLATE != 0;
+        let timeout = if r.timeout != 0 {
+            r.timeout
+        } else if template {
+            V0_TEMPLATE_TIMEOUT
+        } else if r.proto == PROTO_TCP {
+            snap.timeouts.tcp.get(r.state as usize).copied().unwrap_or(snap.timeouts.udp)
+        } else {
+            snap.timeouts.udp
+        };
+        let threshold = self.sync.as_ref().map_or(3, |s| s.params.threshold.load(Relaxed));
+        let existing = if template {
+            self.conns.lookup_template(r.proto, r.caddr, r.vaddr, r.vport)
+        } else {
+            self.conns.lookup_in(r.proto, r.caddr, r.cport, r.vaddr, r.vport)
+        };
+        if let Some(i) = existing {
+            let same = self.conns.get(i).is_some_and(|c| c.daddr == r.daddr && c.dport == r.dport);
+            if same || template {
+                self.update_synced(i, r, timeout, threshold, now);
+                return Installed::Updated;
+            }
+            if r.flags & cf::INACTIVE != 0 {
+                return Installed::Stale;
+            }
+            self.conns.force_expire(i);
+        }
+        // Bind to the local real server: the service by mark, else by
+        // address; the dest by (daddr, dport) (§5.5).
+        let mark = if r.fwmark != 0 {
+            r.fwmark
+        } else if template && r.proto == 0 {
+            u32::from(r.vaddr)
+        } else {
+            0
+        };
+        let dest = snap
+            .find_service(mark, r.proto, r.vaddr, r.vport)
+            .and_then(|s| snap.service(s))
+            .and_then(|s| s.dests.iter().find(|d| d.addr == r.daddr && (d.port == r.dport || d.port == 0)));
+        let mut flags = (r.flags & BACKUP_MASK) | SYNC_FLAG;
+        if let Some(d) = dest {
+            // Bound: forwarding method and NOOUTPUT come from the local dest.
+            flags &= !(cf::FWD_MASK | cf::NOOUTPUT);
+            flags |= d.method as u16;
+            if d.method != FwdMethod::Masq {
+                flags |= cf::NOOUTPUT;
+            }
+        }
+        let mut c = Conn::new(
+            r.proto,
+            r.caddr,
+            r.cport,
+            r.vaddr,
+            r.vport,
+            r.daddr,
+            r.dport,
+            flags & !cf::INACTIVE,
+            dest.map(|d| d.shared.clone()),
+        );
+        c.timeout = timeout;
+        c.in_pkts = threshold;
+        if template {
+            c.state = r.state.min(TEMPLATE_ASSURED);
+        }
+        let Ok(i) = self.conns.insert(c, now) else { return Installed::TableFull };
+        if !template && r.proto == PROTO_TCP {
+            self.conns.set_tcp_state(i, TcpState::from_u8(r.state).unwrap_or(TcpState::None));
+        }
+        Installed::New
+    }
+
+    fn update_synced(&mut self, i: u32, r: &SyncRecord, timeout: u32, threshold: u32, now: u32) {
+        let template = r.flags & cf::TEMPLATE != 0;
+        if !template && r.proto == PROTO_TCP {
+            // Moves the entry between ActiveConn and InActConn as needed (§5.5).
+            self.conns.set_tcp_state(i, TcpState::from_u8(r.state).unwrap_or(TcpState::None));
+        }
+        if let Some(c) = self.conns.get_mut(i) {
+            if template {
+                c.state = r.state.min(TEMPLATE_ASSURED);
+            }
+            c.in_pkts = threshold;
+        }
+        // The timer is re-armed for the synced timeout at each message (§5.5).
+        self.conns.touch(i, timeout, now);
+    }
+}
+
+/// The packet-count rule of §5.4: with a period, at packets threshold,
+/// threshold + period, ...; without, once at the threshold.
+#[inline]
+fn packet_rule(pkts: u32, threshold: u32, period: u32) -> bool {
+    if period > 0 {
+        pkts % period == threshold
+    } else {
+        pkts == threshold
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_packet_rule_is_3_53_103() {
+        let hits: Vec<u32> = (1..=120).filter(|&p| packet_rule(p, 3, 50)).collect();
+        assert_eq!(hits, vec![3, 53, 103]);
+        let once: Vec<u32> = (1..=120).filter(|&p| packet_rule(p, 3, 0)).collect();
+        assert_eq!(once, vec![3]);
+    }
+}

@@ -81,11 +81,16 @@ socket = "{socket}"
             ),
         )
         .unwrap();
-        let log = dir.join("rvsd.log");
-        let child = topo
-            .cmd("dir", RVSD)
-            .arg("--config")
-            .arg(&cfg)
+        Self::spawn(&topo.ns("dir"), &cfg, socket, dir.join("rvsd.log"))
+    }
+
+    /// Starts rvsd with config file `cfg` (whose control socket is
+    /// `socket`) in network namespace `ns`, logging to `log`; returns once
+    /// the control socket answers.
+    pub fn spawn(ns: &str, cfg: &Path, socket: PathBuf, log: PathBuf) -> Director {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, RVSD, "--config"])
+            .arg(cfg)
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::piped())
             .spawn()

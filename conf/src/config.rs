@@ -49,6 +49,8 @@ pub struct Config {
     /// `[fwmark] rules`: iptables mangle/PREROUTING MARK rules, in order.
     pub fwmark: Vec<crate::iptables::MarkRule>,
     pub ipvs: Ipvs,
+    /// `[health]` and every `[service.health]` (specs/ipvs.md §7).
+    pub health: crate::health::Health,
     /// Virtual services: the `[[service]]` tables in file order, then (after
     /// `load`) those of the `[ipvs] rules` file in file order.
     pub service: Vec<Service>,

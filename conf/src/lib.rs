@@ -41,6 +41,7 @@
 mod config;
 mod device;
 mod error;
+pub mod health;
 pub mod iptables;
 pub mod ipvsadm;
 mod locate;
@@ -227,6 +228,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
             metrics: Metrics { listen: Some("127.0.0.1:9469".parse().unwrap()) },
             fwmark: vec![],
             ipvs: Ipvs::default(),
+            health: Default::default(),
             service: vec![],
         };
         assert_eq!(c, expected);

@@ -283,7 +283,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
         assert_eq!(
             err("[routes]\n"),
             "rvs.toml:1:2: routes: unknown key (valid keys: dataplane, port, route, neighbor, \
-             control, metrics, fwmark, ipvs, service)"
+             control, metrics, fwmark, ipvs, health, service)"
         );
         assert_eq!(
             err("[[route]]\nprefix = \"0.0.0.0/0\"\ngw = \"10.0.0.1\"\n"),

@@ -31,6 +31,8 @@ pub struct Control {
     pub worker_ctl: Vec<Arc<WorkerCtl>>,
     pub dumps: Mutex<Receiver<(usize, Vec<ConnDump>)>>,
     pub port_stats: PortStatsFn,
+    /// Health-check state, shared with the health thread (`health::start`).
+    pub health: Arc<crate::health::Health>,
     inner: Mutex<Inner>,
 }
 
@@ -76,7 +78,7 @@ fn key_of(k: &SvcKey) -> conf::ServiceAddr {
     }
 }
 
-fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
+pub(crate) fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
     match *a {
         conf::ServiceAddr::Addr { protocol, vip, port } => SvcKey::Addr {
             protocol: match protocol {
@@ -90,7 +92,7 @@ fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
     }
 }
 
-fn method_to(m: conf::Method) -> proto::Method {
+pub(crate) fn method_to(m: conf::Method) -> proto::Method {
     match m {
         conf::Method::Masq => proto::Method::Masq,
         conf::Method::Route => proto::Method::Route,
@@ -149,6 +151,7 @@ impl Control {
             worker_ctl,
             dumps: Mutex::new(dumps),
             port_stats,
+            health: Arc::default(),
             inner: Mutex::new(Inner {
                 mark_offset: vec![(0, 0); cfg.fwmark.len()],
                 cfg,
@@ -184,6 +187,7 @@ impl Control {
             Op::StartDaemon(_) | Op::StopDaemon { .. } => err("the sync daemon is not available in this build"),
             Op::Zero(k) => self.zero(k),
             Op::Mark(argv) => self.mark(&argv),
+            Op::Health => self.health.status(),
             op => {
                 let mut inner = self.lock();
                 let mut cfg = inner.cfg.clone();
@@ -217,8 +221,20 @@ impl Control {
                 "reload refused: [dataplane], [[port]], [[route]], [[neighbor]], [control] or [metrics] changed; restart rvsd for those",
             );
         }
-        self.publish(&mut inner, new);
+        // Servers the checks hold down stay down in this very snapshot.
+        let mut applied = new.clone();
+        self.health.overlay(&mut applied);
+        self.publish(&mut inner, applied);
+        drop(inner);
+        self.health.reconfigure(new);
         Response::Ok
+    }
+
+    /// The real server `addr:port` of service `svc` as it is in the table now.
+    pub fn live_server(&self, svc: &conf::ServiceAddr, addr: std::net::Ipv4Addr, port: u16) -> Option<conf::Server> {
+        let inner = self.lock();
+        let s = inner.cfg.service.iter().find(|s| s.addr == *svc)?;
+        s.servers.iter().find(|r| r.addr == addr && r.port == port).copied()
     }
 
     fn publish(&self, inner: &mut Inner, cfg: conf::Config) {

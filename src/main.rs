@@ -325,6 +325,13 @@ fn forward(
         port_stats,
     ));
     control.spawn_estimator();
+    if !replay {
+        // Health checks (specs/ipvs.md §7) on their own event-loop thread.
+        ctl::health::start(control.clone(), cfg.clone()).context("health checks")?;
+        if !cfg.health.checks.is_empty() {
+            println!("rvsd: health checks for {} service(s)", cfg.health.checks.len());
+        }
+    }
     let socket = if replay {
         None
     } else {

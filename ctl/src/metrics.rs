@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use dataplane::verdict::DropReason;
 
 use crate::control::Control;
-use crate::proto::{DestInfo, ListWhat, Method, Op, PortInfo, Protocol, Response, ServiceInfo, SvcKey};
+use crate::proto::{DestInfo, FallbackInfo, HealthInfo, ListWhat, Method, Op, PortInfo, Protocol, Response, ServiceInfo, SvcKey};
 
 /// The largest request head read; a longer one gets 431.
 pub const MAX_HEAD_BYTES: usize = 8192;
@@ -63,6 +63,9 @@ pub struct Scrape {
     pub timeouts: Option<(u32, u32, u32)>,
     /// Indexed by worker.
     pub workers: Vec<WorkerFigures>,
+    /// Checked real servers and fallbacks (`rvsadm health`).
+    pub health: Vec<HealthInfo>,
+    pub fallbacks: Vec<FallbackInfo>,
 }
 
 impl Scrape {
@@ -116,12 +119,17 @@ pub fn gather(control: &Control) -> Scrape {
             handed_off: c.handed_off.get(),
         })
         .collect();
-    Scrape::from_responses(
+    let mut s = Scrape::from_responses(
         control.handle(Op::List { what: ListWhat::Services, service: None }),
         control.handle(Op::Ports),
         control.handle(Op::List { what: ListWhat::Timeouts, service: None }),
         workers,
-    )
+    );
+    if let Response::Health { servers, fallbacks } = control.handle(Op::Health) {
+        s.health = servers;
+        s.fallbacks = fallbacks;
+    }
+    s
 }
 
 /// The `service` label: `tcp 10.0.0.1:80`, `udp 10.0.0.1:53`, `fwmark 10`.
@@ -331,8 +339,38 @@ pub fn render(s: &Scrape) -> String {
         }
     }
 
-    // Health checks: rvs_health_* families (per real server check state,
-    // checks run, failures) go here once health checking exists.
+    // Health checks (rvsadm health, specs/ipvs.md §7); the families appear
+    // once some service is checked.
+    if s.health.is_empty() && s.fallbacks.is_empty() {
+        return o.0;
+    }
+    let checked: Vec<(String, String, &HealthInfo)> =
+        s.health.iter().map(|h| (service_label(&h.service), format!("{}:{}", h.addr, h.port), h)).collect();
+    let health: [Field<HealthInfo>; 6] = [
+        ("rvs_health_up", "gauge", "1 when the real server's checks say up, 0 when down or not checked yet.", |h| {
+            u64::from(h.state == "up")
+        }),
+        ("rvs_health_checks_total", "counter", "Checks run against the real server.", |h| h.checks_total),
+        ("rvs_health_check_failures_total", "counter", "Checks of the real server that failed.", |h| h.failures_total),
+        ("rvs_health_consecutive_failures", "gauge", "Failures since the last successful check.", |h| {
+            h.failures.into()
+        }),
+        ("rvs_health_transitions_total", "counter", "Changes between up and down.", |h| h.transitions),
+        ("rvs_health_last_check_microseconds", "gauge", "How long the last check took.", |h| {
+            h.latency_us.unwrap_or(0)
+        }),
+    ];
+    for (name, kind, help, get) in health {
+        o.family(name, kind, help);
+        for (svc, srv, h) in &checked {
+            o.sample(name, &[("service", svc), ("server", srv), ("check", &h.check)], get(h));
+        }
+    }
+    o.family("rvs_health_fallback_active", "gauge", "1 while the service's fallback (sorry server) is in the table.");
+    for f in &s.fallbacks {
+        let srv = format!("{}:{}", f.addr, f.port);
+        o.sample("rvs_health_fallback_active", &[("service", &service_label(&f.service)), ("server", &srv)], f.active.into());
+    }
 
     o.0
 }

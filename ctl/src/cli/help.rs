@@ -28,7 +28,7 @@ pub fn usage(prog: &str) -> String {
     ] {
         out.push_str(&format!("  {prog} {form}\n"));
     }
-    out.push_str(&format!("  {prog} config check|reload|show\n  {prog} ports\n  {prog} neigh\n\n"));
+    out.push_str(&format!("  {prog} config check|reload|show\n  {prog} ports\n  {prog} neigh\n  {prog} health\n\n"));
     out.push_str(
         "Commands:
 Either long or short options are allowed.
@@ -103,6 +103,7 @@ rvs:
   config check|reload|show            check, reload or show rvsd's configuration
   ports                               port counters and drop reasons
   neigh                               the neighbour table
+  health                              health checks: state, last result, latency, failures
 Addresses and ports are numeric only: rvs resolves no names.
 ",
     );

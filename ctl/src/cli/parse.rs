@@ -627,6 +627,7 @@ pub fn parse(argv: &[String]) -> Result<Invocation, CliError> {
             Command::Send { request: Request::new(Op::Mark(rest)), view: View::Text, json }
         }
         Some("neigh") | Some("neighbors") => simple(&prog, &args, Op::Neighbors, View::Neighbors, json)?,
+        Some("health") => simple(&prog, &args, Op::Health, View::Health, json)?,
         Some(_) => parse_ipvsadm(&prog, &args, json, false)?,
     };
     Ok(Invocation { prog, socket, command })

@@ -188,15 +188,28 @@ pub async fn external(s: &Spec) -> Outcome {
     }
 }
 
-/// Runs `cmd` with no input or output; its exit code (-1 when killed by a
-/// signal). Past `limit` it is killed (kill_on_drop) and reaped by tokio.
+/// Runs `cmd` with no input or output in a process group of its own; its
+/// exit code (-1 when killed by a signal). Past `limit` the whole group is
+/// killed (a script's own children too) and the child reaped by tokio.
 pub(super) async fn run(mut cmd: Command, limit: Duration) -> Result<i32, String> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).process_group(0);
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
     match timeout(limit, child.wait()).await {
         Ok(Ok(st)) => Ok(st.code().unwrap_or(-1)),
         Ok(Err(e)) => Err(format!("wait: {e}")),
-        Err(_) => Err(format!("timed out after {}, killed", secs(limit))),
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                // kill(2) on the group without unsafe code: kill(1), awaited.
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{pid}")])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .await;
+            }
+            let _ = child.kill().await;
+            Err(format!("timed out after {}, killed", secs(limit)))
+        }
     }
 }
 

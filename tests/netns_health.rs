@@ -194,6 +194,7 @@ fn quiesce_restore_and_fallback() {
     println!("rs1 quiesced {took:?} after its service stopped");
     assert_eq!(rig.answers(6), vec!["rs2"; 6]);
     let h = rig.rvsd.rvsadm("health");
+    println!("rvsadm health:\n{h}");
     let row = h.lines().find(|l| l.contains("10.0.2.11:80")).unwrap();
     assert!(row.contains(" down ") && row.contains("quiesced") && row.contains("Connection refused"), "{h}");
     assert!(rig.rvsd.log_text().contains("real 10.0.2.11:80 down after 2 failure(s)"), "{}", rig.rvsd.log_text());

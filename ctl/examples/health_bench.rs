@@ -108,6 +108,15 @@ fn main() {
     let all = status(&control);
     let failed: u64 = all.iter().map(|h| h.failures_total).sum();
     let up = all.iter().filter(|h| h.state == "up").count();
+    // The most common last reasons of failed checks (errors, not data).
+    let mut reasons: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for h in all.iter().filter(|h| h.last_result.as_deref() == Some("failed")) {
+        *reasons.entry(h.reason.clone()).or_default() += 1;
+    }
+    let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1));
+    let reasons: serde_json::Map<String, serde_json::Value> =
+        reasons.into_iter().take(3).map(|(r, n)| (r, n.into())).collect();
     let mut lat: Vec<u64> = all.iter().filter_map(|h| h.latency_us).collect();
     lat.sort_unstable();
     let pct = |v: &[u64], p: f64| v.get(((v.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
@@ -138,29 +147,31 @@ fn main() {
     det.sort_by(|a, b| a.total_cmp(b));
     let fpct = |v: &[f64], p: f64| v.get(((v.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
     let cpu_pct = (cpu_t1 - cpu_t0) / dt * 100.0;
-    println!(
-        "{{\"mode\":\"{mode}\",\"servers\":{},\"interval_s\":{interval},\"target_checks_per_s\":{:.0},\
-         \"checks_per_s\":{:.0},\"failed_checks\":{failed},\"servers_up\":{up},\
-         \"check_latency_us\":{{\"p50\":{},\"p99\":{},\"max\":{}}},\"health_thread_cpu_pct\":{cpu_pct:.1},\
-         \"control_list_ms\":{{\"p50\":{:.2},\"p99\":{:.2},\"max\":{:.2}}},\
-         \"detection_ms\":{{\"victims\":{victims},\"detected\":{},\"min\":{:.0},\"p50\":{:.0},\"max\":{:.0},\
-         \"bound_ms\":{}}},\"startup_s\":{:.1}}}",
-        servers + victims,
-        (servers + victims) as f64 / interval as f64,
-        (c1 - c0) as f64 / dt,
-        pct(&lat, 0.5),
-        pct(&lat, 0.99),
-        lat.last().copied().unwrap_or(0),
-        fpct(&list_ms, 0.5),
-        fpct(&list_ms, 0.99),
-        list_ms.last().copied().unwrap_or(f64::NAN),
-        det.len(),
-        fpct(&det, 0.0),
-        fpct(&det, 0.5),
-        det.last().copied().unwrap_or(f64::NAN),
-        interval * 1000 + 1000,
-        (t0 - started).as_secs_f64(),
-    );
+    let checks_per_s = (c1 - c0) as f64 / dt;
+    let r = serde_json::json!({
+        "mode": mode,
+        "servers": servers + victims,
+        "interval_s": interval,
+        "target_checks_per_s": (servers + victims) as f64 / interval as f64,
+        "checks_per_s": checks_per_s.round(),
+        "failed_checks": failed,
+        "last_failure_reasons": reasons,
+        "servers_up": up,
+        "check_latency_us": {"p50": pct(&lat, 0.5), "p99": pct(&lat, 0.99), "max": lat.last().copied().unwrap_or(0)},
+        "health_thread_cpu_pct": (cpu_pct * 10.0).round() / 10.0,
+        "health_cpu_us_per_check": if checks_per_s > 0.0 { (cpu_pct * 1e4 / checks_per_s).round() } else { 0.0 },
+        "control_list_ms": {"p50": fpct(&list_ms, 0.5), "p99": fpct(&list_ms, 0.99), "max": list_ms.last().copied().unwrap_or(0.0)},
+        "detection_ms": {
+            "victims": victims,
+            "detected": det.len(),
+            "min": fpct(&det, 0.0).round(),
+            "p50": fpct(&det, 0.5).round(),
+            "max": det.last().copied().unwrap_or(f64::NAN).round(),
+            "bound_ms": interval * 1000 + 1000,
+        },
+        "startup_s": (t0 - started).as_secs_f64(),
+    });
+    println!("{r}");
 }
 
 /// CPU seconds used so far by the thread named rvs-health (from /proc).
@@ -182,13 +193,15 @@ fn health_thread_cpu() -> f64 {
 }
 
 fn responder(stop_victim: Arc<AtomicBool>) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    // Two responder threads, so that the servers keep up with the checker
+    // as far as the machine allows.
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() else { return };
     rt.block_on(async move {
-        let Ok(main) = tokio::net::TcpListener::bind(("0.0.0.0", PORT)).await else {
+        let Ok(main) = listen(PORT) else {
             eprintln!("health_bench: cannot listen on {PORT}");
             std::process::exit(1);
         };
-        let victim = tokio::net::TcpListener::bind(("0.0.0.0", VICTIM_PORT)).await.ok();
+        let victim = listen(VICTIM_PORT).ok();
         tokio::spawn(async move {
             let Some(victim) = victim else { return };
             loop {
@@ -206,6 +219,14 @@ fn responder(stop_victim: Arc<AtomicBool>) {
             }
         }
     });
+}
+
+/// A listener with a deep accept queue (the kernel caps it at somaxconn).
+fn listen(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    let s = tokio::net::TcpSocket::new_v4()?;
+    s.set_reuseaddr(true)?;
+    s.bind(std::net::SocketAddr::from(([0, 0, 0, 0], port)))?;
+    s.listen(65535)
 }
 
 async fn answer(mut s: tokio::net::TcpStream) {

@@ -676,6 +676,45 @@ rvs_timeout_seconds{{state="udp"}} 300
     }
 
     #[test]
+    fn health_families_appear_with_checked_servers() {
+        let key = SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
+        let h = HealthInfo {
+            service: key,
+            addr: Ipv4Addr::new(10, 0, 2, 11),
+            port: 80,
+            check: "negotiate http".into(),
+            state: "down".into(),
+            action: "quiesced".into(),
+            last_result: Some("failed".into()),
+            reason: "HTTP 500".into(),
+            latency_us: Some(1500),
+            failures: 4,
+            failurecount: 3,
+            since: 0,
+            last_check_ms: None,
+            checks_total: 10,
+            failures_total: 4,
+            transitions: 2,
+        };
+        let fb = FallbackInfo { service: key, addr: Ipv4Addr::new(10, 0, 2, 99), port: 80, active: true };
+        let s = Scrape { health: vec![h], fallbacks: vec![fb], ..Scrape::default() };
+        let text = render(&s);
+        let l = r#"service="tcp 10.0.0.1:80",server="10.0.2.11:80",check="negotiate http""#;
+        for want in [
+            format!("rvs_health_up{{{l}}} 0"),
+            format!("rvs_health_checks_total{{{l}}} 10"),
+            format!("rvs_health_check_failures_total{{{l}}} 4"),
+            format!("rvs_health_consecutive_failures{{{l}}} 4"),
+            format!("rvs_health_transitions_total{{{l}}} 2"),
+            format!("rvs_health_last_check_microseconds{{{l}}} 1500"),
+            r#"rvs_health_fallback_active{service="tcp 10.0.0.1:80",server="10.0.2.99:80"} 1"#.to_owned(),
+        ] {
+            assert!(text.lines().any(|x| x == want), "{want} missing from\n{text}");
+        }
+        assert!(!render(&Scrape::default()).contains("rvs_health"));
+    }
+
+    #[test]
     fn every_drop_reason_is_present_and_unknown_ones_kept() {
         let s = Scrape::from_responses(
             Response::Error { message: "x".into(), exit_code: 255 },

@@ -54,6 +54,23 @@ pub fn judge(method: HttpMethod, response: &[u8], receive: Option<&Regex>) -> Re
     Ok(format!("HTTP {code}"))
 }
 
+/// Whether `resp` is a whole response already: its headers ended and, for
+/// GET, the `Content-Length` bytes of body arrived (a server that keeps the
+/// connection open despite `Connection: close` is judged without waiting
+/// for the timeout). Without a length the response ends at EOF.
+pub fn complete(method: HttpMethod, resp: &[u8]) -> bool {
+    let Some(end) = find(resp, b"\r\n\r\n").map(|i| i + 4) else { return false };
+    if method == HttpMethod::Head {
+        return true;
+    }
+    let head = String::from_utf8_lossy(&resp[..end]);
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| resp.len() >= end + len)
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -94,5 +111,15 @@ mod tests {
         assert_eq!(judge(HttpMethod::Get, b"", None), Err("no response".into()));
         assert_eq!(judge(HttpMethod::Get, b"HTTP/1.0 200", None), Err("incomplete HTTP response".into()));
         assert!(judge(HttpMethod::Get, b"SSH-2.0-OpenSSH\r\n\r\n", None).unwrap_err().starts_with("not an HTTP"));
+    }
+
+    #[test]
+    fn completeness() {
+        let r = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+        assert!(complete(HttpMethod::Get, r));
+        assert!(!complete(HttpMethod::Get, &r[..r.len() - 1]));
+        assert!(!complete(HttpMethod::Get, b"HTTP/1.0 200 OK\r\n\r\nbody"));
+        assert!(complete(HttpMethod::Head, b"HTTP/1.0 200 OK\r\n\r\n"));
+        assert!(!complete(HttpMethod::Head, b"HTTP/1.0 200 OK\r\n"));
     }
 }

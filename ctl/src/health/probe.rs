@@ -90,23 +90,29 @@ pub(super) async fn tcp(s: &Spec) -> std::io::Result<TcpStream> {
     sock.connect(SocketAddr::V4(s.target)).await
 }
 
-/// Reads to EOF or `MAX_RESPONSE` bytes.
-pub(super) async fn read_all<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+/// Reads an HTTP response: to EOF, to its Content-Length, or to
+/// `MAX_RESPONSE` bytes. A TLS peer that closes without close_notify ends
+/// the response too (many servers do).
+pub(super) async fn read_http<R: AsyncReadExt + Unpin>(r: &mut R, method: HttpMethod) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
     loop {
-        let n = r.read(&mut chunk).await?;
-        if n == 0 || buf.len() >= MAX_RESPONSE {
+        let n = match r.read(&mut chunk).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => 0,
+            Err(e) => return Err(e),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if n == 0 || buf.len() >= MAX_RESPONSE || http::complete(method, &buf) {
             return Ok(buf);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
 async fn http_check(s: &Spec) -> Outcome {
     let mut c = tcp(s).await.map_err(|e| format!("connect: {e}"))?;
     c.write_all(&http::request(s.httpmethod, &s.request, &s.host)).await.map_err(|e| format!("send: {e}"))?;
-    let resp = read_all(&mut c).await.map_err(|e| format!("receive: {e}"))?;
+    let resp = read_http(&mut c, s.httpmethod).await.map_err(|e| format!("receive: {e}"))?;
     http::judge(s.httpmethod, &resp, s.receive.as_ref())
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_rustls::rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use tokio_rustls::rustls::crypto::{self, CryptoProvider};
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -77,21 +77,6 @@ pub async fn https_check(s: &Spec) -> Outcome {
         .unwrap_or_else(|_| ServerName::IpAddress(std::net::IpAddr::V4(*s.target.ip()).into()));
     let mut tls = connector.connect(name, tcp).await.map_err(|e| format!("tls handshake: {e}"))?;
     tls.write_all(&http::request(s.httpmethod, &s.request, &s.host)).await.map_err(|e| format!("send: {e}"))?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        match tls.read(&mut chunk).await {
-            Ok(0) => break,
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                if buf.len() >= 1 << 20 {
-                    break;
-                }
-            }
-            // Many servers close without close_notify; judge what came.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => break,
-            Err(e) => return Err(format!("receive: {e}")),
-        }
-    }
+    let buf = super::probe::read_http(&mut tls, s.httpmethod).await.map_err(|e| format!("receive: {e}"))?;
     http::judge(s.httpmethod, &buf, s.receive.as_ref()).map(|r| format!("TLS, {r}"))
 }

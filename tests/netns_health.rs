@@ -110,7 +110,8 @@ method = "masq"
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 4 && f[0] == "->" && f[1] != "RemoteAddress:Port").then(|| (f[1].to_owned(), f[3].parse().unwrap_or(u32::MAX)))
+                (f.len() >= 4 && f[0] == "->" && f[1] != "RemoteAddress:Port")
+                    .then(|| (f[1].to_owned(), f[3].parse().unwrap_or(u32::MAX)))
             })
             .collect()
     }
@@ -254,7 +255,13 @@ fn negotiate_content_remove_and_autoreload() {
     // autoreload: the file changes, the table follows without a SIGHUP...
     let path = rig.config_path();
     let text = std::fs::read_to_string(&path).unwrap();
-    edit(&path, &text.replace("address = \"10.0.2.12:80\"\nmethod = \"masq\"", "address = \"10.0.2.12:80\"\nmethod = \"masq\"\nweight = 3"));
+    edit(
+        &path,
+        &text.replace(
+            "address = \"10.0.2.12:80\"\nmethod = \"masq\"",
+            "address = \"10.0.2.12:80\"\nmethod = \"masq\"\nweight = 3",
+        ),
+    );
     rig.until("autoreload applied weight 3", Duration::from_secs(5), |r| r.weight("10.0.2.12:80") == Some(3));
     // ...while a server held down stays down through the reload.
     std::fs::write(rig.www[0].join("index.html"), "broken\n").unwrap();

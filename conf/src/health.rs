@@ -186,6 +186,20 @@ pub(crate) fn service_for_port(port: u16) -> &'static str {
 
 /// ldirectord's service names that rvs does not implement.
 pub(crate) const UNSUPPORTED_SERVICES: &[&str] = &[
-    "ftp", "smtp", "pop", "pops", "nntp", "imap", "imaps", "ldap", "ldaps", "oracle", "radius", "http_proxy",
-    "mysql", "sip", "pgsql", "submission",
+    "ftp",
+    "smtp",
+    "pop",
+    "pops",
+    "nntp",
+    "imap",
+    "imaps",
+    "ldap",
+    "ldaps",
+    "oracle",
+    "radius",
+    "http_proxy",
+    "mysql",
+    "sip",
+    "pgsql",
+    "submission",
 ];

@@ -48,7 +48,11 @@ fn main() {
     );
     let mut text = String::new();
     for (s, chunk) in (0..servers).collect::<Vec<_>>().chunks(250).enumerate() {
-        text.push_str(&format!("[[service]]\nprotocol = \"tcp\"\naddress = \"10.1.{}.{}:80\"\n{health}", s / 250, s % 250 + 1));
+        text.push_str(&format!(
+            "[[service]]\nprotocol = \"tcp\"\naddress = \"10.1.{}.{}:80\"\n{health}",
+            s / 250,
+            s % 250 + 1
+        ));
         for i in chunk {
             text.push_str(&format!(
                 "[[service.server]]\naddress = \"127.{}.{}.{}:{PORT}\"\nmethod = \"masq\"\n",
@@ -60,7 +64,10 @@ fn main() {
     }
     text.push_str(&format!("[[service]]\nprotocol = \"tcp\"\naddress = \"10.2.0.1:80\"\n{health}"));
     for v in 0..victims {
-        text.push_str(&format!("[[service.server]]\naddress = \"127.200.0.{}:{VICTIM_PORT}\"\nmethod = \"masq\"\n", v + 1));
+        text.push_str(&format!(
+            "[[service.server]]\naddress = \"127.200.0.{}:{VICTIM_PORT}\"\nmethod = \"masq\"\n",
+            v + 1
+        ));
     }
     let cfg = match conf::parse(&text, "bench.toml") {
         Ok(c) => c,
@@ -114,7 +121,7 @@ fn main() {
         *reasons.entry(h.reason.clone()).or_default() += 1;
     }
     let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
-    reasons.sort_by(|a, b| b.1.cmp(&a.1));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
     let reasons: serde_json::Map<String, serde_json::Value> =
         reasons.into_iter().take(3).map(|(r, n)| (r, n.into())).collect();
     let mut lat: Vec<u64> = all.iter().filter_map(|h| h.latency_us).collect();

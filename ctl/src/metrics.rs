@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use dataplane::verdict::DropReason;
 
 use crate::control::Control;
-use crate::proto::{DestInfo, FallbackInfo, HealthInfo, ListWhat, Method, Op, PortInfo, Protocol, Response, ServiceInfo, SvcKey};
+use crate::proto::{
+    DestInfo, FallbackInfo, HealthInfo, ListWhat, Method, Op, PortInfo, Protocol, Response, ServiceInfo, SvcKey,
+};
 
 /// The largest request head read; a longer one gets 431.
 pub const MAX_HEAD_BYTES: usize = 8192;
@@ -356,9 +358,7 @@ pub fn render(s: &Scrape) -> String {
             h.failures.into()
         }),
         ("rvs_health_transitions_total", "counter", "Changes between up and down.", |h| h.transitions),
-        ("rvs_health_last_check_microseconds", "gauge", "How long the last check took.", |h| {
-            h.latency_us.unwrap_or(0)
-        }),
+        ("rvs_health_last_check_microseconds", "gauge", "How long the last check took.", |h| h.latency_us.unwrap_or(0)),
     ];
     for (name, kind, help, get) in health {
         o.family(name, kind, help);
@@ -369,7 +369,11 @@ pub fn render(s: &Scrape) -> String {
     o.family("rvs_health_fallback_active", "gauge", "1 while the service's fallback (sorry server) is in the table.");
     for f in &s.fallbacks {
         let srv = format!("{}:{}", f.addr, f.port);
-        o.sample("rvs_health_fallback_active", &[("service", &service_label(&f.service)), ("server", &srv)], f.active.into());
+        o.sample(
+            "rvs_health_fallback_active",
+            &[("service", &service_label(&f.service)), ("server", &srv)],
+            f.active.into(),
+        );
     }
 
     o.0

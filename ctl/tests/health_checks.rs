@@ -137,7 +137,8 @@ fn every_check_type_against_real_services() {
         www = d.join("www").display(),
         d = d.display()
     );
-    let _https = Kill(Command::new("python3").arg("-c").arg(py).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let _https =
+        Kill(Command::new("python3").arg("-c").arg(py).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
 
     // External: up while the flag file exists; records its arguments.
     let script = d.join("check.sh");

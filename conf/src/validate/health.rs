@@ -100,10 +100,10 @@ impl Validator<'_> {
         let r = raw.get_ref();
         let g = &defaults.raw;
         let at = format!("{at}.health");
-        for (key, v) in [("autoreload", r.autoreload.as_ref().map(|v| v.span().start)), (
-            "maintenancedir",
-            r.maintenancedir.as_ref().map(|v| v.span().start),
-        )] {
+        for (key, v) in [
+            ("autoreload", r.autoreload.as_ref().map(|v| v.span().start)),
+            ("maintenancedir", r.maintenancedir.as_ref().map(|v| v.span().start)),
+        ] {
             if let Some(pos) = v {
                 return Err(self.r.invalid(
                     pos,
@@ -226,8 +226,7 @@ impl Validator<'_> {
             CheckType::Negotiate | CheckType::Combined(_) => !(udp && service == CheckService::None),
             _ => false,
         };
-        if checkport.is_none() && vport == 0 && needs_port
-        {
+        if checkport.is_none() && vport == 0 && needs_port {
             return Err(self.invalid(
                 raw,
                 format!("{at}.checkport"),
@@ -264,7 +263,8 @@ impl Validator<'_> {
         let failurecount = match r.failurecount.as_ref().or(g.failurecount.as_ref()) {
             None => 1,
             Some(v) => {
-                let k = if r.failurecount.is_some() { format!("{at}.failurecount") } else { "health.failurecount".into() };
+                let k =
+                    if r.failurecount.is_some() { format!("{at}.failurecount") } else { "health.failurecount".into() };
                 self.int_in(v, &k, 1, i64::from(u32::MAX))? as u32
             }
         };
@@ -330,18 +330,30 @@ impl Validator<'_> {
                 }
                 other => match other.parse::<i64>() {
                     Ok(n) => n,
-                    Err(_) => return Err(self.invalid(v, key, format!("\"{other}\" is not a check type ({expected})"))),
+                    Err(_) => {
+                        return Err(self.invalid(v, key, format!("\"{other}\" is not a check type ({expected})")))
+                    }
                 },
             },
         };
         match u32::try_from(n) {
             Ok(n) if n >= 1 => Ok(CheckType::Combined(n)),
-            _ => Err(self.invalid(v, key, format!("{n} is out of range (expected 1..=4294967295, or a name: {expected})"))),
+            _ => Err(self.invalid(
+                v,
+                key,
+                format!("{n} is out of range (expected 1..=4294967295, or a name: {expected})"),
+            )),
         }
     }
 
     /// A check service name; `deduced_from` is the port it was deduced from.
-    fn check_service(&self, name: &str, key: &str, at: usize, deduced_from: Option<u16>) -> Result<CheckService, ConfError> {
+    fn check_service(
+        &self,
+        name: &str,
+        key: &str,
+        at: usize,
+        deduced_from: Option<u16>,
+    ) -> Result<CheckService, ConfError> {
         let supported = "supported: http, https, simpletcp (or tcp), dns, none";
         match name {
             "http" => Ok(CheckService::Http),
@@ -385,7 +397,11 @@ impl Validator<'_> {
             }
         };
         if let Some(extra) = words.next() {
-            return Err(self.invalid(v, key, format!("unexpected \"{extra}\" (expected \"ip[:port] [gate|masq|ipip]\")")));
+            return Err(self.invalid(
+                v,
+                key,
+                format!("unexpected \"{extra}\" (expected \"ip[:port] [gate|masq|ipip]\")"),
+            ));
         }
         let vport = svc.port();
         if vport != 0 && service::port_fixed(svc, method) && port.is_some_and(|p| p != 0 && p != vport) {

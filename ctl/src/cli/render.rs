@@ -15,7 +15,8 @@ use std::net::Ipv4Addr;
 use super::parse::sched_flag_bits;
 use super::{Command, ListFormat, View};
 use crate::proto::{
-    ConnInfo, DaemonInfo, DestInfo, FallbackInfo, HealthInfo, Method, NeighborInfo, PortInfo, Protocol, Response, ServiceInfo, SvcKey,
+    ConnInfo, DaemonInfo, DestInfo, FallbackInfo, HealthInfo, Method, NeighborInfo, PortInfo, Protocol, Response,
+    ServiceInfo, SvcKey,
 };
 
 /// What the process prints and its exit status.
@@ -566,7 +567,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("SERVICE"), "{text}");
         let cols: Vec<&str> = lines[1].split_whitespace().collect();
-        assert_eq!(&cols[..10], ["TCP", "10.0.0.100:80", "10.0.2.11:80", "down", "quiesced", "negotiate", "http", "3/2", "1.2ms", "1m15s"]);
+        assert_eq!(
+            &cols[..10],
+            ["TCP", "10.0.0.100:80", "10.0.2.11:80", "down", "quiesced", "negotiate", "http", "3/2", "1.2ms", "1m15s"]
+        );
         assert!(lines[1].ends_with("failed: connect: Connection refused (os error 111)"));
         assert_eq!(lines[2], "fallback 127.0.0.1:80 for TCP 10.0.0.100:80: active (every real server is down)");
     }

@@ -109,7 +109,9 @@ impl Manager {
         }
         self.mtime = now;
         match self.control.reload() {
-            Response::Ok => println!("rvsd: autoreload: {} changed: configuration reloaded", self.control.config_path.display()),
+            Response::Ok => {
+                println!("rvsd: autoreload: {} changed: configuration reloaded", self.control.config_path.display())
+            }
             Response::Error { message, .. } => println!("rvsd: autoreload: {message}"),
             r => println!("rvsd: autoreload: unexpected reply {r:?}"),
         }
@@ -162,14 +164,8 @@ impl Manager {
             });
             entry.machine.failurecount = check.failurecount.max(1);
             entry.check = describe(&check);
-            let task = tokio::spawn(prober(
-                k,
-                self.generation,
-                spec,
-                check.clone(),
-                maint.clone(),
-                self.results.clone(),
-            ));
+            let task =
+                tokio::spawn(prober(k, self.generation, spec, check.clone(), maint.clone(), self.results.clone()));
             self.running.insert(k, Running { task, generation: self.generation, check, server });
         }
         table.fallbacks =
@@ -216,11 +212,7 @@ impl Manager {
         let action = match verdict {
             Verdict::Down => {
                 let action = self.server_down(&svc, &check, &server, r.maintenance);
-                let why = if r.maintenance {
-                    reason.clone()
-                } else {
-                    format!("after {failures} failure(s): {reason}")
-                };
+                let why = if r.maintenance { reason.clone() } else { format!("after {failures} failure(s): {reason}") };
                 println!("rvsd: health: {who} down {why}; {action}");
                 action
             }
@@ -242,7 +234,11 @@ impl Manager {
     fn server_down(&self, svc: &ServiceAddr, check: &Check, server: &conf::Server, _maint: bool) -> String {
         let key = svc_key(svc);
         let Some(live) = self.control.live_server(svc, server.addr, server.port) else {
-            return if check.quiescent { "quiesced (not in the table)".into() } else { "removed (was not in the table)".into() };
+            return if check.quiescent {
+                "quiesced (not in the table)".into()
+            } else {
+                "removed (was not in the table)".into()
+            };
         };
         if check.quiescent {
             let dest = DestSpec { weight: 0, ..dest_spec(&live) };
@@ -293,9 +289,12 @@ impl Manager {
         self.control.health.lock().fallback_on.insert(*svc, turn_on);
         if let Some(fb) = check.fallback {
             let key = svc_key(svc);
-            let configured = self.cfg.service.iter().find(|s| s.addr == *svc).is_some_and(|s| {
-                s.servers.iter().any(|r| r.addr == fb.addr && r.port == fb.port)
-            });
+            let configured = self
+                .cfg
+                .service
+                .iter()
+                .find(|s| s.addr == *svc)
+                .is_some_and(|s| s.servers.iter().any(|r| r.addr == fb.addr && r.port == fb.port));
             let present = self.control.live_server(svc, fb.addr, fb.port).is_some();
             let result = if turn_on && !present {
                 self.act(Op::AddDest { service: key, dest: dest_spec(&fallback_server(&fb)) }, "added")
@@ -426,7 +425,8 @@ async fn prober(
             }
         };
         n += 1;
-        let report = Report { target, generation, outcome, latency: started.elapsed(), maintenance: maintenance.is_some() };
+        let report =
+            Report { target, generation, outcome, latency: started.elapsed(), maintenance: maintenance.is_some() };
         if tx.send(report).is_err() {
             return;
         }

@@ -90,7 +90,7 @@ mod tests {
         assert_eq!(m.record(false, false), None);
         assert_eq!(m.verdict, Verdict::Unknown);
         assert_eq!(m.record(false, true), Some(Verdict::Down));
-        let mut m = Machine::new(0);
+        let m = Machine::new(0);
         assert_eq!(m.failurecount, 1);
     }
 }

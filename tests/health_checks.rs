@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use ctl::control::Control;
-use ctl::proto::{HealthInfo, Op, Response};
+use ctl::proto::{DestSpec, HealthInfo, Method, Op, Protocol, Response, SvcKey};
 use dataplane::counters::WorkerCounters;
 use dataplane::worker::WorkerCtl;
 
@@ -246,8 +246,20 @@ method = "masq"
     assert_eq!(h.reason, "echo reply");
     until("on", &c, maint_p, |h| h.state == "up");
 
-    // External fails: quiesced, and as the only server the fallback comes
-    // in with fallbackcommand start; back up: weight 5 again, fallback out.
+    // A server added by hand (rvsadm -a) is not checked and never touched.
+    let by_hand = DestSpec {
+        addr: Ipv4Addr::new(127, 0, 0, 9),
+        port: 80,
+        method: Method::Masq,
+        weight: 2,
+        u_threshold: 0,
+        l_threshold: 0,
+    };
+    let key = SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
+    assert_eq!(c.handle(Op::AddDest { service: key, dest: by_hand }), Response::Ok);
+
+    // External fails: quiesced, and as the only checked server the fallback
+    // comes in with fallbackcommand start; back up: weight 5 again, fallback out.
     std::fs::remove_file(d.join("flag")).unwrap();
     until("external down", &c, ext_p, |h| h.state == "down");
     assert_eq!(c.live_server(&svc(80), Ipv4Addr::LOCALHOST, ext_p).unwrap().weight, 0);
@@ -257,6 +269,8 @@ method = "masq"
     until("external up again", &c, ext_p, |h| h.state == "up");
     assert_eq!(c.live_server(&svc(80), Ipv4Addr::LOCALHOST, ext_p).unwrap().weight, 5);
     assert!(c.live_server(&svc(80), Ipv4Addr::new(127, 0, 0, 2), 80).is_none(), "fallback deleted");
+    assert_eq!(c.live_server(&svc(80), Ipv4Addr::new(127, 0, 0, 9), 80).unwrap().weight, 2);
+    assert!(health(&c, 80).is_none(), "the hand-added server is not checked");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         std::fs::read_to_string(d.join("fallback.log")).unwrap(),

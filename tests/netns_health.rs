@@ -287,3 +287,72 @@ fn edit(path: &Path, text: &str) {
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::write(path, text).unwrap();
 }
+
+#[test]
+fn ping_and_connect_checks_through_the_management_path() {
+    // rs1 listens on 80, rs2 does not; 10.0.2.77 does not exist.
+    let topo = Topo::up("hcp", 2);
+    let st = std::process::Command::new(repo_root().join("scripts/topo"))
+        .args(["mgmt", &topo.prefix, "10.0.2.250/24"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "scripts/topo mgmt");
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("rs1");
+    std::fs::create_dir(&www).unwrap();
+    let _rs1 = spawn_server(&topo, &www, 1);
+    let services = r#"
+[health]
+checkinterval = 1
+checktimeout = 1
+source_address = "10.0.2.250"
+
+[[service]]
+protocol = "udp"
+address = "10.0.0.100:53"
+[service.health]
+checktype = "ping"
+[[service.server]]
+address = "10.0.2.11:53"
+method = "masq"
+[[service.server]]
+address = "10.0.2.77:53"
+method = "masq"
+
+[[service]]
+protocol = "tcp"
+address = "10.0.0.100:80"
+[service.health]
+checktype = "connect"
+quiescent = "yes"
+[[service.server]]
+address = "10.0.2.11:80"
+method = "masq"
+[[service.server]]
+address = "10.0.2.12:80"
+method = "masq"
+"#;
+    let rvsd = Director::start(&topo, dir.path(), 1, 2, services);
+    let start = Instant::now();
+    let rows = loop {
+        let h = rvsd.rvsadm("health");
+        let rows: Vec<String> = h.lines().skip(1).map(String::from).collect();
+        if rows.len() == 4 && rows.iter().all(|r| r.contains(" up ") || r.contains(" down ")) {
+            break rows;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{h}\n{}", rvsd.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let row = |s: &str, r: &str| rows.iter().find(|x| x.starts_with(s) && x.contains(r)).unwrap().clone();
+    assert!(row("UDP", "10.0.2.11:53").contains("ok: echo reply"), "{rows:?}");
+    let r = row("UDP", "10.0.2.77:53");
+    assert!(r.contains(" down ") && r.contains("removed") && r.contains("no echo reply within 1s"), "{r}");
+    assert!(row("TCP", "10.0.2.11:80").contains("ok: connected"), "{rows:?}");
+    let r = row("TCP", "10.0.2.12:80");
+    assert!(r.contains(" down ") && r.contains("quiesced") && r.contains("Connection refused"), "{r}");
+    // The independent view: -Ln.
+    let ln = rvsd.rvsadm("-Ln");
+    assert!(!ln.contains("10.0.2.77"), "{ln}");
+    assert!(ln.lines().any(|l| l.contains("10.0.2.12:80") && l.split_whitespace().nth(3) == Some("0")), "{ln}");
+    rvsd.stop();
+}

@@ -6,8 +6,8 @@
 //! Invariants:
 //! - One thread (`rvs-health`) runs a tokio current-thread event loop; every
 //!   probe is a task on it, so thousands of checks need no thread each.
-//!   External checks and pings are child processes awaited on that loop and
-//!   killed at their timeout. Nothing here ever blocks the control socket:
+//!   Pings share one raw ICMP socket; external checks are child processes
+//!   awaited on that loop and killed at their timeout. Nothing here ever blocks the control socket:
 //!   rvsadm only reads [`Health::status`] under a short lock.
 //! - Actions go through [`Control::handle`] with the same `Op`s as rvsadm's
 //!   `-e`/`-a`/`-d`, so every change is one atomic snapshot swap and
@@ -26,6 +26,7 @@ mod dns;
 mod engine;
 mod http;
 mod machine;
+mod ping;
 mod probe;
 mod tls;
 

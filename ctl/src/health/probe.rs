@@ -165,9 +165,13 @@ fn query_id(t: &SocketAddrV4) -> u16 {
     (now.subsec_nanos() as u16) ^ (u32::from(*t.ip()) as u16) ^ t.port()
 }
 
-/// ICMP echo through the system's `ping` (one child process per check,
-/// awaited on the event loop), §7.3 `ping`.
+/// ICMP echo (§7.3 `ping`): on the shared raw socket, or through the
+/// system's `ping` (a child process awaited on the event loop) when rvsd
+/// may not open raw sockets.
 pub async fn ping(s: &Spec) -> Outcome {
+    if let Some(r) = super::ping::echo(*s.target.ip(), s.source, s.checktimeout).await {
+        return r;
+    }
     let wait = s.checktimeout.as_secs().max(1);
     let mut cmd = Command::new("ping");
     cmd.args(["-n", "-q", "-c", "1", "-W", &wait.to_string()]);

@@ -9,7 +9,8 @@
 //! distinct server. Both share this machine's cores, so the figures are a
 //! floor for a director whose real servers are elsewhere.
 //!
-//! Arguments: `SERVERS INTERVAL_S SECONDS connect|http [VICTIMS]`.
+//! Arguments: `SERVERS INTERVAL_S SECONDS connect|http|ping [VICTIMS]`
+//! (ping: use 0 victims, their listener plays no part in a ping).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,7 +42,11 @@ fn main() {
 
     // Services of up to 250 servers each; one more with the victims, whose
     // listener is closed during the run to measure detection.
-    let (checktype, service) = if mode == "connect" { ("connect", "none") } else { ("negotiate", "http") };
+    let (checktype, service) = match mode.as_str() {
+        "connect" => ("connect", "none"),
+        "ping" => ("ping", "none"),
+        _ => ("negotiate", "http"),
+    };
     let health = format!(
         "[service.health]\nchecktype = \"{checktype}\"\nservice = \"{service}\"\nreceive = \"ok\"\n\
          checkinterval = {interval}\nchecktimeout = 1\nnegotiatetimeout = 1\nquiescent = \"yes\"\n"

@@ -39,6 +39,8 @@ fn pinger(source: Option<Ipv4Addr>) -> std::io::Result<Arc<Pinger>> {
     }
     let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
     s.set_nonblocking(true)?;
+    // Every echo reply of every check lands here: room for bursts.
+    let _ = s.set_recv_buffer_size(8 << 20);
     if let Some(src) = source {
         s.bind(&SocketAddr::from((src, 0)).into())?;
     }
@@ -54,7 +56,15 @@ fn pinger(source: Option<Ipv4Addr>) -> std::io::Result<Arc<Pinger>> {
 async fn read_replies(sock: Arc<UdpSocket>, ident: u16, waiters: Arc<Waiters>) {
     let mut buf = [0u8; 1500];
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf).await else { continue };
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Transient (ENOBUFS, ...): let the probes run, then go on.
+                println!("rvsd: health: ping socket: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
         let SocketAddr::V4(from) = from else { continue };
         if let Some(seq) = echo_reply(&buf[..n], ident) {
             if let Some(tx) = waiters.lock().unwrap_or_else(|p| p.into_inner()).remove(&(*from.ip(), seq)) {

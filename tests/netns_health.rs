@@ -301,11 +301,28 @@ fn ping_and_connect_checks_through_the_management_path() {
     let www = dir.path().join("rs1");
     std::fs::create_dir(&www).unwrap();
     let _rs1 = spawn_server(&topo, &www, 1);
+    // An external check run by rvsd itself: up only for 10.0.2.11.
+    let script = dir.path().join("check.sh");
+    std::fs::write(&script, "#!/bin/sh\n[ \"$1 $2 $3 $4\" = \"10.0.0.100 8080 10.0.2.11 8080\" ]\n").unwrap();
+    assert!(std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap().success());
     let services = r#"
 [health]
 checkinterval = 1
 checktimeout = 1
 source_address = "10.0.2.250"
+
+[[service]]
+protocol = "tcp"
+address = "10.0.0.100:8080"
+[service.health]
+checktype = "external"
+checkcommand = "SCRIPT"
+[[service.server]]
+address = "10.0.2.11:8080"
+method = "masq"
+[[service.server]]
+address = "10.0.2.12:8080"
+method = "masq"
 
 [[service]]
 protocol = "udp"
@@ -332,12 +349,13 @@ method = "masq"
 address = "10.0.2.12:80"
 method = "masq"
 "#;
-    let rvsd = Director::start(&topo, dir.path(), 1, 2, services);
+    let services = services.replace("SCRIPT", &script.display().to_string());
+    let rvsd = Director::start(&topo, dir.path(), 1, 2, &services);
     let start = Instant::now();
     let rows = loop {
         let h = rvsd.rvsadm("health");
         let rows: Vec<String> = h.lines().skip(1).map(String::from).collect();
-        if rows.len() == 4 && rows.iter().all(|r| r.contains(" up ") || r.contains(" down ")) {
+        if rows.len() == 6 && rows.iter().all(|r| r.contains(" up ") || r.contains(" down ")) {
             break rows;
         }
         assert!(start.elapsed() < Duration::from_secs(10), "{h}\n{}", rvsd.log_text());
@@ -350,6 +368,8 @@ method = "masq"
     assert!(row("TCP", "10.0.2.11:80").contains("ok: connected"), "{rows:?}");
     let r = row("TCP", "10.0.2.12:80");
     assert!(r.contains(" down ") && r.contains("quiesced") && r.contains("Connection refused"), "{r}");
+    assert!(row("TCP", "10.0.2.11:8080").contains("ok: exit 0"), "{rows:?}");
+    assert!(row("TCP", "10.0.2.12:8080").contains("failed: exit 1"), "{rows:?}");
     // The independent view: -Ln.
     let ln = rvsd.rvsadm("-Ln");
     assert!(!ln.contains("10.0.2.77"), "{ln}");

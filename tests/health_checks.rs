@@ -329,3 +329,42 @@ method = "masq"
         assert!(state.is_empty() || state.contains(") Z "), "sleep {p} still runs: {state}");
     }
 }
+
+#[test]
+fn readdquiescent_puts_a_deleted_down_server_back_with_weight_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("flag"), "").unwrap();
+    let text = format!(
+        r#"
+[health]
+readdquiescent = "yes"
+
+[[service]]
+protocol = "tcp"
+address = "10.0.0.1:80"
+[service.health]
+checktype = "external"
+checkcommand = "test -e {flag} ||"
+checkinterval = 1
+checktimeout = 2
+quiescent = "yes"
+[[service.server]]
+address = "127.0.0.1:8081"
+method = "masq"
+weight = 4
+"#,
+        flag = d.join("flag").display()
+    );
+    let c = control(&text, d);
+    until("up", &c, 8081, |h| h.state == "up");
+    // Deleted by hand while up (rvsadm -d), then its check fails.
+    let key = SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
+    assert_eq!(c.handle(Op::DelDest { service: key, addr: Ipv4Addr::LOCALHOST, port: 8081 }), Response::Ok);
+    std::fs::remove_file(d.join("flag")).unwrap();
+    until("down", &c, 8081, |h| h.state == "down");
+    assert_eq!(c.live_server(&svc(80), Ipv4Addr::LOCALHOST, 8081).map(|s| s.weight), Some(0));
+    std::fs::write(d.join("flag"), "").unwrap();
+    until("up again", &c, 8081, |h| h.state == "up");
+    assert_eq!(c.live_server(&svc(80), Ipv4Addr::LOCALHOST, 8081).map(|s| s.weight), Some(4));
+}

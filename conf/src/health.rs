@@ -125,6 +125,9 @@ pub struct Check {
     pub failurecount: u32,
     /// Down servers get weight 0 (true) or are removed (false).
     pub quiescent: bool,
+    /// With `quiescent`, a down server missing from the table (deleted by
+    /// hand) is added back with weight 0 (§7.2 `readdquiescent`).
+    pub readdquiescent: bool,
     pub fallback: Option<Fallback>,
     /// Run with `start|stop vip:vport proto` when the fallback goes on/off.
     pub fallbackcommand: Option<String>,

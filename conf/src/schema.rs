@@ -147,6 +147,7 @@ pub(crate) struct RawHealth {
     pub fallbackcommand: Option<S<String>>,
     pub source_address: Option<S<String>>,
     pub autoreload: Option<S<YesNo>>,
+    pub readdquiescent: Option<S<YesNo>>,
     pub maintenancedir: Option<S<String>>,
 }
 

@@ -270,6 +270,7 @@ impl Validator<'_> {
         };
         // The code default of ldirectord is quiescent = no (§7.2).
         let quiescent = r.quiescent.as_ref().or(g.quiescent.as_ref()).is_some_and(|q| q.get_ref().0);
+        let readdquiescent = g.readdquiescent.as_ref().is_some_and(|q| q.get_ref().0);
 
         let fallback = match (&r.fallback, &g.fallback) {
             (Some(f), _) => Some(self.fallback(f, &format!("{at}.fallback"), svc)?),
@@ -302,6 +303,7 @@ impl Validator<'_> {
             negotiatetimeout,
             failurecount,
             quiescent,
+            readdquiescent,
             fallback,
             fallbackcommand,
             source_address,
@@ -456,6 +458,7 @@ mod tests {
                 negotiatetimeout: 30,
                 failurecount: 1,
                 quiescent: false,
+                readdquiescent: false,
                 fallback: None,
                 fallbackcommand: None,
                 source_address: None,

@@ -211,7 +211,7 @@ impl Manager {
         let who = format!("{svc} real {addr}:{port}");
         let action = match verdict {
             Verdict::Down => {
-                let action = self.server_down(&svc, &check, &server, r.maintenance);
+                let action = self.server_down(&svc, &check, &server);
                 let why = if r.maintenance { reason.clone() } else { format!("after {failures} failure(s): {reason}") };
                 println!("rvsd: health: {who} down {why}; {action}");
                 action
@@ -230,21 +230,22 @@ impl Manager {
         self.fallback(&svc, &check, verdict);
     }
 
-    /// §7.4 Down: quiesce (weight 0) or remove.
-    fn server_down(&self, svc: &ServiceAddr, check: &Check, server: &conf::Server, _maint: bool) -> String {
+    /// §7.4 Down: quiesce (weight 0) or remove. With readdquiescent, a
+    /// quiesced server missing from the table is added back with weight 0.
+    fn server_down(&self, svc: &ServiceAddr, check: &Check, server: &conf::Server) -> String {
         let key = svc_key(svc);
-        let Some(live) = self.control.live_server(svc, server.addr, server.port) else {
-            return if check.quiescent {
-                "quiesced (not in the table)".into()
-            } else {
-                "removed (was not in the table)".into()
-            };
-        };
-        if check.quiescent {
-            let dest = DestSpec { weight: 0, ..dest_spec(&live) };
-            self.act(Op::EditDest { service: key, dest }, "quiesced (weight 0)")
-        } else {
-            self.act(Op::DelDest { service: key, addr: server.addr, port: server.port }, "removed")
+        match (self.control.live_server(svc, server.addr, server.port), check.quiescent) {
+            (Some(live), true) => {
+                let dest = DestSpec { weight: 0, ..dest_spec(&live) };
+                self.act(Op::EditDest { service: key, dest }, "quiesced (weight 0)")
+            }
+            (None, true) if check.readdquiescent => {
+                let dest = DestSpec { weight: 0, ..dest_spec(server) };
+                self.act(Op::AddDest { service: key, dest }, "quiesced (re-added with weight 0)")
+            }
+            (None, true) => "quiesced (not in the table)".into(),
+            (Some(_), false) => self.act(Op::DelDest { service: key, addr: server.addr, port: server.port }, "removed"),
+            (None, false) => "removed (was not in the table)".into(),
         }
     }
 

@@ -160,7 +160,6 @@ impl Manager {
                 checks_total: 0,
                 failures_total: 0,
                 transitions: 0,
-                maintenance: false,
             });
             entry.machine.failurecount = check.failurecount.max(1);
             entry.check = describe(&check);
@@ -198,8 +197,11 @@ impl Manager {
             if !ok {
                 e.failures_total += 1;
             }
-            e.maintenance = r.maintenance;
             let tr = e.machine.record(ok, r.maintenance || check.checktype == CheckType::Off);
+            if tr.is_none() && r.maintenance && e.machine.verdict == Verdict::Down {
+                // Already down by its checks; now held down by maintenance.
+                e.action = "maintenance".into();
+            }
             if tr.is_some() {
                 e.since = now_unix().as_secs();
                 e.transitions += 1;

@@ -75,8 +75,6 @@ pub(crate) struct Entry {
     pub checks_total: u64,
     pub failures_total: u64,
     pub transitions: u64,
-    /// Forced down by a maintenancedir file.
-    pub maintenance: bool,
 }
 
 pub(crate) fn now_unix() -> std::time::Duration {

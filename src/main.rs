@@ -407,6 +407,13 @@ fn forward(
     for d in control.sync.list() {
         println!("rvsd: {} sync daemon on {} (syncid {})", d.state, d.mcast_interface, d.syncid);
     }
+    if !replay {
+        // Health checks (specs/ipvs.md §7) on their own event-loop thread.
+        ctl::health::start(control.clone(), cfg.clone()).context("health checks")?;
+        if !cfg.health.checks.is_empty() {
+            println!("rvsd: health checks for {} service(s)", cfg.health.checks.len());
+        }
+    }
     let socket = if replay {
         None
     } else {

@@ -51,6 +51,8 @@ pub struct Config {
     pub ipvs: Ipvs,
     /// `[sync]`: the connection sync daemon (specs/ipvs.md §5, §9).
     pub sync: Sync,
+    /// `[health]` and every `[service.health]` (specs/ipvs.md §7).
+    pub health: crate::health::Health,
     /// Virtual services: the `[[service]]` tables in file order, then (after
     /// `load`) those of the `[ipvs] rules` file in file order.
     pub service: Vec<Service>,

@@ -41,6 +41,7 @@
 mod config;
 mod device;
 mod error;
+pub mod health;
 pub mod iptables;
 pub mod ipvsadm;
 mod locate;
@@ -230,6 +231,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
             fwmark: vec![],
             ipvs: Ipvs::default(),
             sync: Sync::default(),
+            health: Default::default(),
             service: vec![],
         };
         assert_eq!(c, expected);
@@ -284,7 +286,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
         assert_eq!(
             err("[routes]\n"),
             "rvs.toml:1:2: routes: unknown key (valid keys: dataplane, port, route, neighbor, \
-             control, metrics, fwmark, ipvs, sync, service)"
+             control, metrics, fwmark, ipvs, sync, health, service)"
         );
         assert_eq!(
             err("[[route]]\nprefix = \"0.0.0.0/0\"\ngw = \"10.0.0.1\"\n"),

@@ -27,6 +27,7 @@ pub(crate) struct RawConfig {
     pub fwmark: Option<RawFwmark>,
     pub ipvs: Option<RawIpvs>,
     pub sync: Option<RawSync>,
+    pub health: Option<S<RawHealth>>,
     #[serde(default)]
     pub service: Vec<S<RawService>>,
 }
@@ -145,8 +146,92 @@ pub(crate) struct RawService {
     pub netmask: Option<S<String>>,
     pub flags: Option<Vec<S<String>>>,
     pub ops: Option<S<bool>>,
+    pub health: Option<S<RawHealth>>,
     #[serde(default)]
     pub server: Vec<S<RawServer>>,
+}
+
+/// `[health]` (global defaults, specs/ipvs.md §7.2) and `[service.health]`
+/// (one virtual's settings, §7.3) share ldirectord's key names; which keys
+/// each table may hold is checked in `validate/health.rs`.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealth {
+    pub checktype: Option<S<StrOrInt>>,
+    pub service: Option<S<String>>,
+    pub request: Option<S<String>>,
+    pub receive: Option<S<String>>,
+    pub httpmethod: Option<S<String>>,
+    pub virtualhost: Option<S<String>>,
+    pub checkport: Option<S<Int>>,
+    pub checkcommand: Option<S<String>>,
+    pub checkinterval: Option<S<Int>>,
+    pub checktimeout: Option<S<Int>>,
+    pub negotiatetimeout: Option<S<Int>>,
+    pub failurecount: Option<S<Int>>,
+    pub quiescent: Option<S<YesNo>>,
+    pub fallback: Option<S<String>>,
+    pub fallbackcommand: Option<S<String>>,
+    pub source_address: Option<S<String>>,
+    pub autoreload: Option<S<YesNo>>,
+    pub readdquiescent: Option<S<YesNo>>,
+    pub maintenancedir: Option<S<String>>,
+}
+
+/// A string or an integer (`checktype = 3` or `"3"`).
+#[derive(Clone)]
+pub(crate) enum StrOrInt {
+    Str(String),
+    Int(i64),
+}
+
+impl<'de> Deserialize<'de> for StrOrInt {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = StrOrInt;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an integer")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StrOrInt, E> {
+                Ok(StrOrInt::Str(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StrOrInt, E> {
+                Ok(StrOrInt::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StrOrInt, E> {
+                i64::try_from(v).map(StrOrInt::Int).map_err(|_| E::custom(format!("{v} is too large")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// ldirectord's `yes`/`no`, or a TOML boolean.
+#[derive(Clone, Copy)]
+pub(crate) struct YesNo(pub bool);
+
+impl<'de> Deserialize<'de> for YesNo {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = YesNo;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"yes\", \"no\" or a boolean")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<YesNo, E> {
+                Ok(YesNo(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<YesNo, E> {
+                match v {
+                    "yes" => Ok(YesNo(true)),
+                    "no" => Ok(YesNo(false)),
+                    _ => Err(E::custom(format!("\"{v}\" is not \"yes\", \"no\" or a boolean"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -190,6 +275,7 @@ impl<'de> Deserialize<'de> for IntOrBool {
 
 /// A TOML integer; range checks happen in `validate.rs` so that every
 /// out-of-range value gets the same kind of message.
+#[derive(Clone)]
 pub(crate) struct Int(pub i64);
 
 impl<'de> Deserialize<'de> for Int {

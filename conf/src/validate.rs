@@ -6,6 +6,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+mod health;
 mod ipvs;
 mod sync;
 
@@ -71,10 +72,17 @@ impl Validator<'_> {
         let (ipvs, rules_at) = self.ipvs(raw.ipvs.unwrap_or_default())?;
         let sync = self.sync(raw.sync.unwrap_or_default())?;
 
+        let (mut health, health_defaults) = self.health_global(raw.health)?;
+
         let mut services: Vec<Service> = Vec::with_capacity(raw.service.len());
         let mut where_defined = Vec::with_capacity(raw.service.len());
         for (i, s) in raw.service.into_iter().enumerate() {
+            let raw_health = s.get_ref().health.clone();
             let (service, at) = self.service(i, s, &services)?;
+            if let Some(h) = &raw_health {
+                let check = self.health_service(&format!("service[{i}]"), h, &service.addr, &health_defaults)?;
+                health.checks.push(crate::health::ServiceCheck { service: service.addr, check });
+            }
             services.push(service);
             let (line, col) = crate::error::line_col(self.r.text, at);
             where_defined.push(format!("service[{i}] at {}:{line}:{col}", self.r.origin));
@@ -108,6 +116,7 @@ impl Validator<'_> {
             fwmark,
             ipvs,
             sync,
+            health,
             service: services,
         };
         Ok((config, Positions { rules_at, services: where_defined }))

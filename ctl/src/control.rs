@@ -35,6 +35,8 @@ pub struct Control {
     pub exception: Option<ExceptionView>,
     /// The connection sync daemon (specs/ipvs.md §5).
     pub sync: crate::sync::SyncDaemon,
+    /// Health-check state, shared with the health thread (`health::start`).
+    pub health: Arc<crate::health::Health>,
     inner: Mutex<Inner>,
 }
 
@@ -86,7 +88,7 @@ fn key_of(k: &SvcKey) -> conf::ServiceAddr {
     }
 }
 
-fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
+pub(crate) fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
     match *a {
         conf::ServiceAddr::Addr { protocol, vip, port } => SvcKey::Addr {
             protocol: match protocol {
@@ -100,7 +102,7 @@ fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
     }
 }
 
-fn method_to(m: conf::Method) -> proto::Method {
+pub(crate) fn method_to(m: conf::Method) -> proto::Method {
     match m {
         conf::Method::Masq => proto::Method::Masq,
         conf::Method::Route => proto::Method::Route,
@@ -165,6 +167,7 @@ impl Control {
             dumps: Mutex::new(dumps),
             port_stats,
             exception: None,
+            health: Arc::default(),
             inner: Mutex::new(Inner {
                 mark_offset: vec![(0, 0); cfg.fwmark.len()],
                 cfg,
@@ -202,6 +205,7 @@ impl Control {
             Op::SyncStats => Response::Text(self.sync.report()),
             Op::Zero(k) => self.zero(k),
             Op::Mark(argv) => self.mark(&argv),
+            Op::Health => self.health.status(),
             op => {
                 let mut inner = self.lock();
                 let mut cfg = inner.cfg.clone();
@@ -236,8 +240,20 @@ impl Control {
             );
         }
         self.sync.configure(&new.sync);
-        self.publish(&mut inner, new);
+        // Servers the checks hold down stay down in this very snapshot.
+        let mut applied = new.clone();
+        self.health.overlay(&mut applied);
+        self.publish(&mut inner, applied);
+        drop(inner);
+        self.health.reconfigure(new);
         Response::Ok
+    }
+
+    /// The real server `addr:port` of service `svc` as it is in the table now.
+    pub fn live_server(&self, svc: &conf::ServiceAddr, addr: std::net::Ipv4Addr, port: u16) -> Option<conf::Server> {
+        let inner = self.lock();
+        let s = inner.cfg.service.iter().find(|s| s.addr == *svc)?;
+        s.servers.iter().find(|r| r.addr == addr && r.port == port).copied()
     }
 
     fn publish(&self, inner: &mut Inner, cfg: conf::Config) {

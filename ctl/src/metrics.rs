@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use dataplane::verdict::DropReason;
 
 use crate::control::Control;
-use crate::proto::{DestInfo, ListWhat, Method, Op, PortInfo, Protocol, Response, ServiceInfo, SvcKey};
+use crate::proto::{
+    DestInfo, FallbackInfo, HealthInfo, ListWhat, Method, Op, PortInfo, Protocol, Response, ServiceInfo, SvcKey,
+};
 
 /// The largest request head read; a longer one gets 431.
 pub const MAX_HEAD_BYTES: usize = 8192;
@@ -67,6 +69,9 @@ pub struct Scrape {
     pub workers: Vec<WorkerFigures>,
     /// Sync daemon counters by event (`SyncStats::list`).
     pub sync: Vec<(String, u64)>,
+    /// Checked real servers and fallbacks (`rvsadm health`).
+    pub health: Vec<HealthInfo>,
+    pub fallbacks: Vec<FallbackInfo>,
 }
 
 impl Scrape {
@@ -128,6 +133,10 @@ pub fn gather(control: &Control) -> Scrape {
         workers,
     );
     s.sync = control.sync.stats.list(&control.sync.ports);
+    if let Response::Health { servers, fallbacks } = control.handle(Op::Health) {
+        s.health = servers;
+        s.fallbacks = fallbacks;
+    }
     s
 }
 
@@ -358,8 +367,40 @@ pub fn render(s: &Scrape) -> String {
         }
     }
 
-    // Health checks: rvs_health_* families (per real server check state,
-    // checks run, failures) go here once health checking exists.
+    // Health checks (rvsadm health, specs/ipvs.md §7); the families appear
+    // once some service is checked.
+    if s.health.is_empty() && s.fallbacks.is_empty() {
+        return o.0;
+    }
+    let checked: Vec<(String, String, &HealthInfo)> =
+        s.health.iter().map(|h| (service_label(&h.service), format!("{}:{}", h.addr, h.port), h)).collect();
+    let health: [Field<HealthInfo>; 6] = [
+        ("rvs_health_up", "gauge", "1 when the real server's checks say up, 0 when down or not checked yet.", |h| {
+            u64::from(h.state == "up")
+        }),
+        ("rvs_health_checks_total", "counter", "Checks run against the real server.", |h| h.checks_total),
+        ("rvs_health_check_failures_total", "counter", "Checks of the real server that failed.", |h| h.failures_total),
+        ("rvs_health_consecutive_failures", "gauge", "Failures since the last successful check.", |h| {
+            h.failures.into()
+        }),
+        ("rvs_health_transitions_total", "counter", "Changes between up and down.", |h| h.transitions),
+        ("rvs_health_last_check_microseconds", "gauge", "How long the last check took.", |h| h.latency_us.unwrap_or(0)),
+    ];
+    for (name, kind, help, get) in health {
+        o.family(name, kind, help);
+        for (svc, srv, h) in &checked {
+            o.sample(name, &[("service", svc), ("server", srv), ("check", &h.check)], get(h));
+        }
+    }
+    o.family("rvs_health_fallback_active", "gauge", "1 while the service's fallback (sorry server) is in the table.");
+    for f in &s.fallbacks {
+        let srv = format!("{}:{}", f.addr, f.port);
+        o.sample(
+            "rvs_health_fallback_active",
+            &[("service", &service_label(&f.service)), ("server", &srv)],
+            f.active.into(),
+        );
+    }
 
     o.0
 }
@@ -664,6 +705,45 @@ rvs_timeout_seconds{{state="udp"}} 300
             assert_eq!(g, e, "line {}", i + 1);
         }
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn health_families_appear_with_checked_servers() {
+        let key = SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
+        let h = HealthInfo {
+            service: key,
+            addr: Ipv4Addr::new(10, 0, 2, 11),
+            port: 80,
+            check: "negotiate http".into(),
+            state: "down".into(),
+            action: "quiesced".into(),
+            last_result: Some("failed".into()),
+            reason: "HTTP 500".into(),
+            latency_us: Some(1500),
+            failures: 4,
+            failurecount: 3,
+            since: 0,
+            last_check_ms: None,
+            checks_total: 10,
+            failures_total: 4,
+            transitions: 2,
+        };
+        let fb = FallbackInfo { service: key, addr: Ipv4Addr::new(10, 0, 2, 99), port: 80, active: true };
+        let s = Scrape { health: vec![h], fallbacks: vec![fb], ..Scrape::default() };
+        let text = render(&s);
+        let l = r#"service="tcp 10.0.0.1:80",server="10.0.2.11:80",check="negotiate http""#;
+        for want in [
+            format!("rvs_health_up{{{l}}} 0"),
+            format!("rvs_health_checks_total{{{l}}} 10"),
+            format!("rvs_health_check_failures_total{{{l}}} 4"),
+            format!("rvs_health_consecutive_failures{{{l}}} 4"),
+            format!("rvs_health_transitions_total{{{l}}} 2"),
+            format!("rvs_health_last_check_microseconds{{{l}}} 1500"),
+            r#"rvs_health_fallback_active{service="tcp 10.0.0.1:80",server="10.0.2.99:80"} 1"#.to_owned(),
+        ] {
+            assert!(text.lines().any(|x| x == want), "{want} missing from\n{text}");
+        }
+        assert!(!render(&Scrape::default()).contains("rvs_health"));
     }
 
     #[test]

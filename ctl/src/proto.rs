@@ -146,6 +146,8 @@ pub enum Op {
     /// `rvsadm sync`: the sync daemons and their counters (specs/ipvs.md §5).
     SyncStats,
     Version,
+    /// `rvsadm health`: every checked real server and fallback.
+    Health,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +279,52 @@ pub enum Response {
     Neighbors(Vec<NeighborInfo>),
     /// Free text (config show/check, version).
     Text(String),
+    /// `rvsadm health`.
+    Health {
+        servers: Vec<HealthInfo>,
+        fallbacks: Vec<FallbackInfo>,
+    },
+}
+
+/// One checked real server (specs/ipvs.md §7.3-7.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthInfo {
+    pub service: SvcKey,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// `negotiate http`, `connect`, `external /path`, ...
+    pub check: String,
+    /// `up`, `down`, or `unknown` before the first result.
+    pub state: String,
+    /// What was done to the server: `active`, `quiesced` (weight 0),
+    /// `removed`, or `maintenance` (forced down by maintenancedir).
+    pub action: String,
+    /// `ok` or `failed` (None before the first check).
+    pub last_result: Option<String>,
+    /// Why the last check ended as it did (`HTTP 200`, `connect: Connection refused`).
+    pub reason: String,
+    /// Duration of the last check, microseconds.
+    pub latency_us: Option<u64>,
+    /// Consecutive failures, and how many make the server down.
+    pub failures: u32,
+    pub failurecount: u32,
+    /// Unix time (seconds) the state began.
+    pub since: u64,
+    /// Unix time (milliseconds) of the last result.
+    pub last_check_ms: Option<u64>,
+    pub checks_total: u64,
+    pub failures_total: u64,
+    pub transitions: u64,
+}
+
+/// A service's sorry server (`fallback`, specs/ipvs.md §7.4).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FallbackInfo {
+    pub service: SvcKey,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// In the table now (every checked server of the service is down).
+    pub active: bool,
 }
 
 #[cfg(test)]

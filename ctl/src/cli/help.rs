@@ -28,7 +28,9 @@ pub fn usage(prog: &str) -> String {
     ] {
         out.push_str(&format!("  {prog} {form}\n"));
     }
-    out.push_str(&format!("  {prog} config check|reload|show\n  {prog} ports\n  {prog} neigh\n  {prog} sync\n\n"));
+    out.push_str(&format!(
+        "  {prog} config check|reload|show\n  {prog} ports\n  {prog} neigh\n  {prog} sync\n  {prog} health\n\n"
+    ));
     out.push_str(
         "Commands:
 Either long or short options are allowed.
@@ -104,6 +106,7 @@ rvs:
   ports                               port counters and drop reasons
   neigh                               the neighbour table
   sync                                sync daemons and their counters
+  health                              health checks: state, last result, latency, failures
 Addresses and ports are numeric only: rvs resolves no names.
 ",
     );

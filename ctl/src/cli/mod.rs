@@ -85,6 +85,8 @@ pub enum View {
     Ports,
     /// `rvsadm neigh`.
     Neighbors,
+    /// `rvsadm health`.
+    Health,
     /// `rvsadm config ...`: the daemon's text.
     Text,
     /// A command that changes state: nothing is printed on success.

@@ -628,6 +628,7 @@ pub fn parse(argv: &[String]) -> Result<Invocation, CliError> {
         }
         Some("neigh") | Some("neighbors") => simple(&prog, &args, Op::Neighbors, View::Neighbors, json)?,
         Some("sync") => simple(&prog, &args, Op::SyncStats, View::Text, json)?,
+        Some("health") => simple(&prog, &args, Op::Health, View::Health, json)?,
         Some(_) => parse_ipvsadm(&prog, &args, json, false)?,
     };
     Ok(Invocation { prog, socket, command })

@@ -15,7 +15,8 @@ use std::net::Ipv4Addr;
 use super::parse::sched_flag_bits;
 use super::{Command, ListFormat, View};
 use crate::proto::{
-    ConnInfo, DaemonInfo, DestInfo, Method, NeighborInfo, PortInfo, Protocol, Response, ServiceInfo, SvcKey,
+    ConnInfo, DaemonInfo, DestInfo, FallbackInfo, HealthInfo, Method, NeighborInfo, PortInfo, Protocol, Response,
+    ServiceInfo, SvcKey,
 };
 
 /// What the process prints and its exit status.
@@ -62,6 +63,10 @@ pub fn outcome(cmd: &Command, resp: &Response) -> Outcome {
         (View::Daemons, Response::Daemons(d)) => list_daemons(d),
         (View::Ports, Response::Ports { ports, drops, exception }) => list_ports(ports, drops, exception),
         (View::Neighbors, Response::Neighbors(n)) => list_neighbors(n),
+        (View::Health, Response::Health { servers, fallbacks }) => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            list_health(servers, fallbacks, now.as_secs())
+        }
         (_, Response::Text(t)) => {
             let mut t = t.clone();
             if !t.is_empty() && !t.ends_with('\n') {
@@ -489,9 +494,96 @@ fn list_neighbors(neighbors: &[NeighborInfo]) -> String {
     table(&["IP", "MAC", "PORT", "STATE", "AGE"], &[false, false, false, false, true], &rows)
 }
 
+/// `rvsadm health`: one row per checked real server, then the fallbacks.
+pub fn list_health(servers: &[HealthInfo], fallbacks: &[FallbackInfo], now: u64) -> String {
+    let svc = |k: &SvcKey| match k {
+        SvcKey::Addr { protocol, vip, port } => {
+            format!("{} {vip}:{port}", if *protocol == Protocol::Tcp { "TCP" } else { "UDP" })
+        }
+        SvcKey::Fwmark(m) => format!("FWM {m}"),
+    };
+    let rows: Vec<Vec<String>> = servers
+        .iter()
+        .map(|h| {
+            vec![
+                svc(&h.service),
+                format!("{}:{}", h.addr, h.port),
+                h.state.clone(),
+                h.action.clone(),
+                h.check.clone(),
+                format!("{}/{}", h.failures, h.failurecount),
+                h.latency_us.map_or("-".into(), |us| format!("{:.1}ms", us as f64 / 1000.0)),
+                duration(now.saturating_sub(h.since)),
+                match &h.last_result {
+                    None => "-".into(),
+                    Some(r) => format!("{r}: {}", h.reason),
+                },
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["SERVICE", "REAL SERVER", "STATE", "ACTION", "CHECK", "FAILS", "LATENCY", "FOR", "LAST RESULT"],
+        &[false; 9],
+        &rows,
+    );
+    for f in fallbacks {
+        out.push_str(&format!(
+            "fallback {}:{} for {}: {}\n",
+            f.addr,
+            f.port,
+            svc(&f.service),
+            if f.active { "active (every real server is down)" } else { "standing by" }
+        ));
+    }
+    out
+}
+
+/// `45s`, `12m3s`, `2h5m`, `3d4h`.
+fn duration(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn health_rows() {
+        let h = HealthInfo {
+            service: SvcKey::Addr { protocol: Protocol::Tcp, vip: "10.0.0.100".parse().unwrap(), port: 80 },
+            addr: "10.0.2.11".parse().unwrap(),
+            port: 80,
+            check: "negotiate http".into(),
+            state: "down".into(),
+            action: "quiesced".into(),
+            last_result: Some("failed".into()),
+            reason: "connect: Connection refused (os error 111)".into(),
+            latency_us: Some(1250),
+            failures: 3,
+            failurecount: 2,
+            since: 1000,
+            last_check_ms: Some(1_000_000),
+            checks_total: 9,
+            failures_total: 3,
+            transitions: 2,
+        };
+        let fb = FallbackInfo { service: h.service, addr: "127.0.0.1".parse().unwrap(), port: 80, active: true };
+        let text = list_health(&[h], &[fb], 1075);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("SERVICE"), "{text}");
+        let cols: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            &cols[..10],
+            ["TCP", "10.0.0.100:80", "10.0.2.11:80", "down", "quiesced", "negotiate", "http", "3/2", "1.2ms", "1m15s"]
+        );
+        assert!(lines[1].ends_with("failed: connect: Connection refused (os error 111)"));
+        assert_eq!(lines[2], "fallback 127.0.0.1:80 for TCP 10.0.0.100:80: active (every real server is down)");
+    }
 
     #[test]
     fn largenum_boundaries() {

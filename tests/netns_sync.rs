@@ -349,3 +349,70 @@ fn late_backup(version: u8) {
     assert_eq!(counter(&bsock, "installed_records"), installed);
     drop(master);
 }
+
+/// Two connections that, after their first three lines, carry only a
+/// keepalive line a second for `secs` seconds.
+const KEEPALIVE_CLIENT: &str = r#"
+import socket, sys, time
+cs = []
+for i in range(2):
+    for attempt in range(50):
+        try:
+            c = socket.create_connection((sys.argv[1], 80), timeout=5); break
+        except OSError:
+            time.sleep(0.2)
+    for k in range(3):
+        c.sendall(b"line %d\n" % k); c.recv(100)
+    cs.append(c)
+print(" ".join(str(c.getsockname()[1]) for c in cs), flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    time.sleep(1)
+    for c in cs:
+        c.sendall(b"keepalive\n"); c.recv(100)
+"#;
+
+/// Scenario 1 of the operators' notes: a long-lived connection that carries
+/// only keepalives. The ESTABLISHED timeout is 6 s here; keepalives every
+/// second keep the master's entry alive, but LVS's rules (packets 3, 53, ...)
+/// would not re-sync it for ~25 s, so on the backup it would expire after
+/// 6 s. With rvs's resync sweep (2 s) the backup keeps it; with the sweep off
+/// (`resync_period = 0`, LVS behaviour) it is gone: the test sees the hole.
+#[test]
+fn keepalive_only_connections_stay_on_the_backup() {
+    let kept = keepalive_case(2);
+    assert_eq!(kept, 2, "with the resync sweep the backup keeps both connections");
+    let kept = keepalive_case(0);
+    assert_eq!(kept, 0, "without it (LVS behaviour) they expire on the backup");
+}
+
+/// The connections the backup still lists after 11 s of keepalives.
+fn keepalive_case(resync: u32) -> usize {
+    let (topo, bk, _bk_guard) = rig(&format!("k{resync}"));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}[ipvs.timeouts]\ntcp = 6\n[sync]\nresync_period = {resync}\n[sync.master]\ninterface = \"sm0\"\n",
+        services()
+    );
+    let master = Director::start(&topo, dir.path(), 1, 2, &extra);
+    let msock = master.socket.clone();
+    let (_bdir, _backup, bsock) = start_backup(&bk, "[sync.backup]\ninterface = \"sb0\"\n");
+    let mut client = Guard(
+        topo.cmd("client", "python3").args(["-c", KEEPALIVE_CLIENT, VIP, "14"]).stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    let mut lines = BufReader::new(client.0.stdout.take().unwrap()).lines();
+    let ports: Vec<String> = lines.next().unwrap().unwrap().split_whitespace().map(str::to_string).collect();
+    let t0 = Instant::now();
+    // Synced at packet 3 in both cases.
+    wait_for(&bsock, &msock, "the 2 connections", &|c| ports.iter().all(|p| c.iter().any(|r| r.1 == src(p))));
+    std::thread::sleep(Duration::from_secs(11).saturating_sub(t0.elapsed()));
+    // The master keeps them (keepalives), whatever the backup does.
+    let m = conns(&msock);
+    for p in &ports {
+        assert!(m.iter().any(|r| r.1 == src(p) && r.0 == "ESTABLISHED"), "master lost {p}: {m:?}");
+    }
+    let b = conns(&bsock);
+    let kept = ports.iter().filter(|p| b.iter().any(|r| r.1 == src(p))).count();
+    drop(master);
+    kept
+}

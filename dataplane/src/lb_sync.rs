@@ -233,6 +233,25 @@ impl Lb {
     }
 }
 
+/// Fills in the fwmark of a connection record (rvs keeps no mark per
+/// connection): a connection whose (proto, vaddr, vport) matches no address
+/// service was scheduled by a fwmark service; the one with its real server
+/// gives the mark. The backup (rvs or Linux) needs it to find the real
+/// server (§5.5). Runs on the sync thread, not on a worker.
+pub fn fill_fwmark(r: &mut SyncRecord, snap: &Snapshot) {
+    if r.fwmark != 0 || r.proto == 0 || snap.find_service(0, r.proto, r.vaddr, r.vport).is_some() {
+        return;
+    }
+    for s in &snap.services {
+        if let crate::service::ServiceKey::Fwmark(m) = s.key {
+            if s.dests.iter().any(|d| d.addr == r.daddr && (d.port == r.dport || d.port == 0)) {
+                r.fwmark = m;
+                return;
+            }
+        }
+    }
+}
+
 /// The packet-count rule of §5.4: with a period, at packets threshold,
 /// threshold + period, ...; without, once at the threshold.
 #[inline]

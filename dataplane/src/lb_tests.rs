@@ -686,3 +686,46 @@ fn resync_sweep_resends_the_table_within_one_period() {
     }
     assert_eq!(seen, (1000..1020).collect());
 }
+
+#[test]
+fn fwmark_services_sync_their_mark_and_the_backup_binds_by_it() {
+    // HTTP and HTTPS of one shopper marked 10 (operators' scenario 2).
+    let d = vec![dest(1, 0, FwdMethod::Route, 1)];
+    let s = snap(
+        vec![
+            service(ServiceKey::Fwmark(10), SchedKind::Rr, None, d.clone()),
+            service(tcp_svc(80), SchedKind::Rr, None, vec![dest(2, 80, FwdMethod::Masq, 1)]),
+        ],
+        Knobs::default(),
+    );
+    let mut rec = crate::sync::SyncRecord {
+        proto: 6,
+        state: TcpState::Established as u8,
+        flags: FwdMethod::Route as u16 | crate::conn::flags::NOOUTPUT,
+        caddr: client(6),
+        vaddr: VIP,
+        daddr: rs(1),
+        cport: 6666,
+        vport: 443,
+        dport: 443,
+        timeout: 900,
+        fwmark: 0,
+    };
+    crate::lb_sync::fill_fwmark(&mut rec, &s);
+    assert_eq!(rec.fwmark, 10);
+    // An address service's connection keeps mark 0.
+    let mut plain = rec;
+    plain.vport = 80;
+    plain.daddr = rs(2);
+    plain.dport = 80;
+    plain.fwmark = 0;
+    crate::lb_sync::fill_fwmark(&mut plain, &s);
+    assert_eq!(plain.fwmark, 0);
+    // The backup binds the fwmark connection to the fwmark service's server.
+    let mut r = Rig::new();
+    r.lb.install_synced(&rec, &s, 0);
+    assert_eq!(d[0].shared.activeconns.load(Relaxed), 1);
+    let (v, out) = r.send_marked(&s, &tcp(client(6), 6666, VIP, 443, ACK), 10);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(Rig::server_of(&out), 1);
+}

@@ -263,13 +263,14 @@ impl SyncDaemon {
                     Ok(s)
                 })
                 .map_err(|e| format!("master sync socket on {} ({ifaddr}): {e}", spec.mcast_interface))?;
-            let (ports, stats, stop2) = (self.ports.clone(), self.stats.clone(), stop.clone());
+            let (ports, stats, stop2, snap) =
+                (self.ports.clone(), self.stats.clone(), stop.clone(), self.snapshot.clone());
             let version = *self.version.lock().unwrap_or_else(|p| p.into_inner());
             let syncid = spec.syncid;
             self.params.master.store(true, Relaxed);
             std::thread::Builder::new()
                 .name("rvs-sync-master".into())
-                .spawn(move || master_loop(sock, version, syncid, maxlen as usize, &ports, &stats, &stop2))
+                .spawn(move || master_loop(sock, version, syncid, maxlen as usize, &ports, &stats, &snap, &stop2))
         } else {
             let sock = UdpSocket::bind(SocketAddrV4::new(group, port))
                 .and_then(|s| {
@@ -380,6 +381,7 @@ impl Drop for SyncDaemon {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn master_loop(
     sock: UdpSocket,
     version: Version,
@@ -387,6 +389,7 @@ fn master_loop(
     maxlen: usize,
     ports: &[Arc<SyncPort>],
     stats: &SyncStats,
+    snapshot: &ArcSwap<Snapshot>,
     stop: &AtomicBool,
 ) {
     let mut enc = Encoder::new(version, syncid, maxlen);
@@ -401,8 +404,10 @@ fn master_loop(
         }
     };
     while !stop.load(Relaxed) {
+        let snap = snapshot.load();
         for p in ports {
-            while let Some(r) = p.out.pop() {
+            while let Some(mut r) = p.out.pop() {
+                dataplane::lb_sync::fill_fwmark(&mut r, &snap);
                 if enc.is_full() {
                     let n = enc.len();
                     if let Some(m) = enc.finish() {

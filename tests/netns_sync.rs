@@ -259,6 +259,44 @@ fn backup_shows_the_masters_connections_with_their_states() {
         assert_eq!(b.iter().find(|r| r.1 == src(p)).unwrap().0, "ESTABLISHED");
     }
 
+    // Malformed datagrams from the management segment: counted by reason,
+    // nothing installed (§5.2 receiver checks).
+    let before = conns(&bsock).len();
+    let garbage = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.9.0.1", 0))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+good = bytes([0, 5, 0, 44, 1, 1, 0, 0, 0, 6, 0, 36, 0, 0, 0, 0, 0, 1, 0x30, 0x39, 0, 80, 0, 80,
+              0, 0, 0, 0, 0, 0, 3, 0x84, 10, 0, 1, 2, 10, 0, 0, 100, 10, 0, 2, 11])
+for m in [b"\x00\x05", good[:43], good[:4] + bytes([2]) + good[5:], good[:8] + bytes([7]) + good[9:],
+          good[:1] + bytes([6]) + good[2:]]:
+    s.sendto(m, ("224.0.0.81", 8848))
+"#;
+    let st = topo.cmd("dir", "python3").args(["-c", garbage]).status().unwrap();
+    assert!(st.success());
+    let count = |name: &str| -> u64 {
+        let t = adm(&bsock, "sync").1;
+        t.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap().parse().unwrap()
+    };
+    let t0 = Instant::now();
+    while count("dropped_too_short")
+        + count("dropped_bad_size")
+        + count("dropped_truncated")
+        + count("dropped_record_type")
+        + count("dropped_foreign_syncid")
+        < 5
+    {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", adm(&bsock, "sync").1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count("dropped_too_short"), 1, "{}", adm(&bsock, "sync").1);
+    assert_eq!(count("dropped_bad_size"), 1);
+    assert_eq!(count("dropped_truncated"), 1);
+    assert_eq!(count("dropped_record_type"), 1);
+    assert_eq!(count("dropped_foreign_syncid"), 1);
+    assert_eq!(conns(&bsock).len(), before, "nothing of a bad message is applied");
+
     // Stop: listed no more, and a second stop is refused.
     assert!(adm(&msock, "--stop-daemon master").0);
     assert_eq!(adm(&msock, "-L --daemon").1, "");

@@ -474,3 +474,71 @@ fn backup_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemon(workers: usize) -> SyncDaemon {
+        let params = Arc::new(SyncParams::default());
+        let ports = (0..workers).map(|_| Arc::new(SyncPort::new(16, params.clone()))).collect();
+        let snap = Arc::new(ArcSwap::from_pointee(crate::control::Control::initial_snapshot(
+            &conf::Config::default(),
+            &[],
+            1,
+        )));
+        SyncDaemon::new(params, ports, snap)
+    }
+
+    fn spec(state: &str, ifname: &str) -> DaemonSpec {
+        DaemonSpec {
+            state: state.into(),
+            mcast_interface: ifname.into(),
+            syncid: 0,
+            mcast_group: None,
+            mcast_port: None,
+            mcast_ttl: None,
+            sync_maxlen: None,
+        }
+    }
+
+    #[test]
+    fn refusals_say_why_and_change_nothing() {
+        let d = daemon(2);
+        assert_eq!(d.start(&spec("primary", "lo")), Err("illegal start-daemon parameter `primary'".into()));
+        assert!(d.start(&spec("master", "nosuch9")).unwrap_err().contains("nosuch9"));
+        assert_eq!(d.start(&spec("backup", "bad/name")), Err("invalid mcast-interface `bad/name'".into()));
+        let mut s = spec("master", "lo");
+        s.mcast_group = Some(Ipv4Addr::new(10, 0, 0, 1));
+        assert!(d.start(&s).unwrap_err().contains("not a multicast address"));
+        assert_eq!(d.stop("master"), Err("No daemon is running".into()));
+        assert_eq!(d.stop("both"), Err("illegal stop-daemon parameter `both'".into()));
+        assert!(d.list().is_empty());
+        assert!(!d.params.master.load(Relaxed), "a refused master start leaves workers off");
+    }
+
+    #[test]
+    fn configure_sets_what_workers_read() {
+        let d = daemon(1);
+        let c = conf::Sync {
+            version: 0,
+            threshold: 1,
+            period: 0,
+            persist_mode: true,
+            backup_only: true,
+            resync_period: 7,
+            master: None,
+            backup: None,
+        };
+        d.configure(&c);
+        let p = &d.params;
+        assert_eq!((p.threshold.load(Relaxed), p.period.load(Relaxed), p.resync_period.load(Relaxed)), (1, 0, 7));
+        assert!(p.persist_mode.load(Relaxed));
+        // backup_only is only in force while a backup runs.
+        assert!(!p.backup_only.load(Relaxed));
+        assert_eq!(*d.version.lock().unwrap(), Version::V0);
+        let r = d.report();
+        assert!(r.starts_with("no sync daemon running\nsync_version 0, sync_threshold 1 0, sync_persist_mode 1, backup_only 1, resync_period 7\n"), "{r}");
+        assert!(r.contains("\ndropped_foreign_syncid 0\n"), "{r}");
+    }
+}

@@ -729,3 +729,41 @@ fn fwmark_services_sync_their_mark_and_the_backup_binds_by_it() {
     assert_eq!(v, Verdict::Forward { port: 1 });
     assert_eq!(Rig::server_of(&out), 1);
 }
+
+#[test]
+fn sweep_never_echoes_synced_entries_until_they_carry_traffic_here() {
+    let mut r = Rig::new();
+    let port = sync_port(true);
+    port.params.resync_period.store(1, Relaxed);
+    r.lb.sync = Some(port.clone());
+    let s =
+        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Masq, 1)])], Knobs::default());
+    let rec = crate::sync::SyncRecord {
+        proto: 6,
+        state: TcpState::Established as u8,
+        flags: 0,
+        caddr: client(11),
+        vaddr: VIP,
+        daddr: rs(1),
+        cport: 1111,
+        vport: 80,
+        dport: 80,
+        timeout: 900,
+        fwmark: 0,
+    };
+    r.lb.install_synced(&rec, &s, 0);
+    let sweep = |r: &mut Rig, sec: u32| {
+        for _ in 0..10 {
+            crate::sync::sweep(&mut r.lb, &port, sec);
+        }
+        drain(&port)
+    };
+    assert!(sweep(&mut r, 1).is_empty(), "a synced entry is not sent back");
+    // Failover: the client's packets arrive here; the entry is ours now.
+    r.send(&s, &tcp(client(11), 1111, VIP, 80, ACK), 2);
+    drain(&port);
+    let got = sweep(&mut r, 3);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].cport, 1111);
+    assert_eq!(got[0].flags & crate::lb_sync::SYNC_FLAG, 0, "SYNC is not a flag LVS sends");
+}

@@ -202,6 +202,24 @@ fn backup_shows_the_masters_connections_with_their_states() {
     let msock = master.socket.clone();
     let (_bdir, _backup, bsock) = start_backup(&bk, "");
 
+    // An independent witness of the wire: dumpcap on the backup's side.
+    let pcap = dir.path().join("sync.pcapng");
+    let mut cap = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &bk, "dumpcap", "-q", "-i", "sb0", "-f", "udp", "-w"])
+            .arg(&pcap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while std::fs::metadata(&pcap).map_or(0, |m| m.len()) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "dumpcap did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
     // Start the daemons as an LVS operator would; refusals leave state unchanged.
     let (ok, t) = adm(&msock, "--start-daemon master --mcast-interface sm0 --syncid 5");
     assert!(ok, "{t}");
@@ -237,6 +255,40 @@ fn backup_shows_the_masters_connections_with_their_states() {
         let mr = m.iter().find(|x| x.1 == src(p)).expect("on the master");
         assert_eq!(mr.3, r.3, "destination differs for {p}");
     }
+    // tshark's ipvs dissector reads the live datagrams: from the master's
+    // management address to 224.0.0.81:8848 with TTL 1 (§5.1), syncid 5,
+    // every client port in state ESTABLISHED (1) with timeout 900.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill").args(["-INT", &cap.0.id().to_string()]).status();
+    let _ = cap.0.wait();
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .args(["-d", "udp.port==8848,ipvs", "-Y", "ipvs", "-T", "fields", "-E", "occurrence=a"])
+        .args(["-e", "ip.src", "-e", "ip.dst", "-e", "ip.ttl", "-e", "udp.dstport", "-e", "ipvs.syncid"])
+        .args(["-e", "ipvs.cport", "-e", "ipvs.state", "-e", "ipvs.timeout"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!text.is_empty(), "no sync datagram captured: {}", String::from_utf8_lossy(&out.stderr));
+    let mut wire_es = std::collections::BTreeSet::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        assert_eq!(&f[..5], &["10.9.0.1", "224.0.0.81", "1", "8848", "5"], "{l}");
+        let (cports, states, timeouts): (Vec<&str>, Vec<&str>, Vec<&str>) =
+            (f[5].split(',').collect(), f[6].split(',').collect(), f[7].split(',').collect());
+        for ((c, st), to) in cports.iter().zip(&states).zip(&timeouts) {
+            let st = st.trim_start_matches("0x").trim_start_matches('0');
+            if st == "1" {
+                assert_eq!(*to, "900", "{l}");
+                wire_es.insert(c.to_string());
+            }
+        }
+    }
+    for p in &ports {
+        assert!(wire_es.contains(p), "client port {p} not seen ESTABLISHED on the wire:\n{text}");
+    }
+
     // Expiry on the backup: the synced ESTABLISHED timeout (15:00), restarted.
     let (_, text) = adm(&bsock, "-Lnc");
     assert!(text.lines().any(|l| l.starts_with("TCP 14:") || l.starts_with("TCP 15:00")), "{text}");

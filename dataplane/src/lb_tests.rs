@@ -677,7 +677,7 @@ fn resync_sweep_resends_the_table_within_one_period() {
     // Many rounds per second, 4 seconds: the 1024-slot table in 256-slot slices.
     for sec in 1..=4u32 {
         for _ in 0..100 {
-            crate::sync::sweep(&mut r.lb, &port, sec);
+            crate::sync::sweep(&r.lb, &port, sec);
             for rec in drain(&port) {
                 assert_eq!(rec.state, TcpState::Established as u8);
                 seen.insert(rec.cport);
@@ -754,7 +754,7 @@ fn sweep_never_echoes_synced_entries_until_they_carry_traffic_here() {
     r.lb.install_synced(&rec, &s, 0);
     let sweep = |r: &mut Rig, sec: u32| {
         for _ in 0..10 {
-            crate::sync::sweep(&mut r.lb, &port, sec);
+            crate::sync::sweep(&r.lb, &port, sec);
         }
         drain(&port)
     };

@@ -202,6 +202,24 @@ fn backup_shows_the_masters_connections_with_their_states() {
     let msock = master.socket.clone();
     let (_bdir, _backup, bsock) = start_backup(&bk, "");
 
+    // An independent witness of the wire: dumpcap on the backup's side.
+    let pcap = dir.path().join("sync.pcapng");
+    let mut cap = Guard(
+        Command::new("ip")
+            .args(["netns", "exec", &bk, "dumpcap", "-q", "-i", "sb0", "-f", "udp", "-w"])
+            .arg(&pcap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while std::fs::metadata(&pcap).map_or(0, |m| m.len()) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "dumpcap did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
     // Start the daemons as an LVS operator would; refusals leave state unchanged.
     let (ok, t) = adm(&msock, "--start-daemon master --mcast-interface sm0 --syncid 5");
     assert!(ok, "{t}");
@@ -237,6 +255,40 @@ fn backup_shows_the_masters_connections_with_their_states() {
         let mr = m.iter().find(|x| x.1 == src(p)).expect("on the master");
         assert_eq!(mr.3, r.3, "destination differs for {p}");
     }
+    // tshark's ipvs dissector reads the live datagrams: from the master's
+    // management address to 224.0.0.81:8848 with TTL 1 (§5.1), syncid 5,
+    // every client port in state ESTABLISHED (1) with timeout 900.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = Command::new("kill").args(["-INT", &cap.0.id().to_string()]).status();
+    let _ = cap.0.wait();
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&pcap)
+        .args(["-d", "udp.port==8848,ipvs", "-Y", "ipvs", "-T", "fields", "-E", "occurrence=a"])
+        .args(["-e", "ip.src", "-e", "ip.dst", "-e", "ip.ttl", "-e", "udp.dstport", "-e", "ipvs.syncid"])
+        .args(["-e", "ipvs.cport", "-e", "ipvs.state", "-e", "ipvs.timeout"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!text.is_empty(), "no sync datagram captured: {}", String::from_utf8_lossy(&out.stderr));
+    let mut wire_es = std::collections::BTreeSet::new();
+    for l in text.lines() {
+        let f: Vec<&str> = l.split('\t').collect();
+        assert_eq!(&f[..5], &["10.9.0.1", "224.0.0.81", "1", "8848", "5"], "{l}");
+        let (cports, states, timeouts): (Vec<&str>, Vec<&str>, Vec<&str>) =
+            (f[5].split(',').collect(), f[6].split(',').collect(), f[7].split(',').collect());
+        for ((c, st), to) in cports.iter().zip(&states).zip(&timeouts) {
+            let st = st.trim_start_matches("0x").trim_start_matches('0');
+            if st == "1" {
+                assert_eq!(*to, "900", "{l}");
+                wire_es.insert(c.to_string());
+            }
+        }
+    }
+    for p in &ports {
+        assert!(wire_es.contains(p), "client port {p} not seen ESTABLISHED on the wire:\n{text}");
+    }
+
     // Expiry on the backup: the synced ESTABLISHED timeout (15:00), restarted.
     let (_, text) = adm(&bsock, "-Lnc");
     assert!(text.lines().any(|l| l.starts_with("TCP 14:") || l.starts_with("TCP 15:00")), "{text}");
@@ -258,6 +310,44 @@ fn backup_shows_the_masters_connections_with_their_states() {
     for p in &ports[3..] {
         assert_eq!(b.iter().find(|r| r.1 == src(p)).unwrap().0, "ESTABLISHED");
     }
+
+    // Malformed datagrams from the management segment: counted by reason,
+    // nothing installed (§5.2 receiver checks).
+    let before = conns(&bsock).len();
+    let garbage = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("10.9.0.1", 0))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+good = bytes([0, 5, 0, 44, 1, 1, 0, 0, 0, 6, 0, 36, 0, 0, 0, 0, 0, 1, 0x30, 0x39, 0, 80, 0, 80,
+              0, 0, 0, 0, 0, 0, 3, 0x84, 10, 0, 1, 2, 10, 0, 0, 100, 10, 0, 2, 11])
+for m in [b"\x00\x05", good[:43], good[:4] + bytes([2]) + good[5:], good[:8] + bytes([7]) + good[9:],
+          good[:1] + bytes([6]) + good[2:]]:
+    s.sendto(m, ("224.0.0.81", 8848))
+"#;
+    let st = topo.cmd("dir", "python3").args(["-c", garbage]).status().unwrap();
+    assert!(st.success());
+    let count = |name: &str| -> u64 {
+        let t = adm(&bsock, "sync").1;
+        t.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).unwrap().parse().unwrap()
+    };
+    let t0 = Instant::now();
+    while count("dropped_too_short")
+        + count("dropped_bad_size")
+        + count("dropped_truncated")
+        + count("dropped_record_type")
+        + count("dropped_foreign_syncid")
+        < 5
+    {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", adm(&bsock, "sync").1);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(count("dropped_too_short"), 1, "{}", adm(&bsock, "sync").1);
+    assert_eq!(count("dropped_bad_size"), 1);
+    assert_eq!(count("dropped_truncated"), 1);
+    assert_eq!(count("dropped_record_type"), 1);
+    assert_eq!(count("dropped_foreign_syncid"), 1);
+    assert_eq!(conns(&bsock).len(), before, "nothing of a bad message is applied");
 
     // Stop: listed no more, and a second stop is refused.
     assert!(adm(&msock, "--stop-daemon master").0);
@@ -348,4 +438,71 @@ fn late_backup(version: u8) {
     }
     assert_eq!(counter(&bsock, "installed_records"), installed);
     drop(master);
+}
+
+/// Two connections that, after their first three lines, carry only a
+/// keepalive line a second for `secs` seconds.
+const KEEPALIVE_CLIENT: &str = r#"
+import socket, sys, time
+cs = []
+for i in range(2):
+    for attempt in range(50):
+        try:
+            c = socket.create_connection((sys.argv[1], 80), timeout=5); break
+        except OSError:
+            time.sleep(0.2)
+    for k in range(3):
+        c.sendall(b"line %d\n" % k); c.recv(100)
+    cs.append(c)
+print(" ".join(str(c.getsockname()[1]) for c in cs), flush=True)
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    time.sleep(1)
+    for c in cs:
+        c.sendall(b"keepalive\n"); c.recv(100)
+"#;
+
+/// Scenario 1 of the operators' notes: a long-lived connection that carries
+/// only keepalives. The ESTABLISHED timeout is 6 s here; keepalives every
+/// second keep the master's entry alive, but LVS's rules (packets 3, 53, ...)
+/// would not re-sync it for ~25 s, so on the backup it would expire after
+/// 6 s. With rvs's resync sweep (2 s) the backup keeps it; with the sweep off
+/// (`resync_period = 0`, LVS behaviour) it is gone: the test sees the hole.
+#[test]
+fn keepalive_only_connections_stay_on_the_backup() {
+    let kept = keepalive_case(2);
+    assert_eq!(kept, 2, "with the resync sweep the backup keeps both connections");
+    let kept = keepalive_case(0);
+    assert_eq!(kept, 0, "without it (LVS behaviour) they expire on the backup");
+}
+
+/// The connections the backup still lists after 11 s of keepalives.
+fn keepalive_case(resync: u32) -> usize {
+    let (topo, bk, _bk_guard) = rig(&format!("k{resync}"));
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}[ipvs.timeouts]\ntcp = 6\n[sync]\nresync_period = {resync}\n[sync.master]\ninterface = \"sm0\"\n",
+        services()
+    );
+    let master = Director::start(&topo, dir.path(), 1, 2, &extra);
+    let msock = master.socket.clone();
+    let (_bdir, _backup, bsock) = start_backup(&bk, "[sync.backup]\ninterface = \"sb0\"\n");
+    let mut client = Guard(
+        topo.cmd("client", "python3").args(["-c", KEEPALIVE_CLIENT, VIP, "14"]).stdout(Stdio::piped()).spawn().unwrap(),
+    );
+    let mut lines = BufReader::new(client.0.stdout.take().unwrap()).lines();
+    let ports: Vec<String> = lines.next().unwrap().unwrap().split_whitespace().map(str::to_string).collect();
+    let t0 = Instant::now();
+    // Synced at packet 3 in both cases.
+    wait_for(&bsock, &msock, "the 2 connections", &|c| ports.iter().all(|p| c.iter().any(|r| r.1 == src(p))));
+    std::thread::sleep(Duration::from_secs(11).saturating_sub(t0.elapsed()));
+    // The master keeps them (keepalives), whatever the backup does.
+    let m = conns(&msock);
+    for p in &ports {
+        assert!(m.iter().any(|r| r.1 == src(p) && r.0 == "ESTABLISHED"), "master lost {p}: {m:?}");
+    }
+    let b = conns(&bsock);
+    let kept = ports.iter().filter(|p| b.iter().any(|r| r.1 == src(p))).count();
+    drop(master);
+    kept
 }

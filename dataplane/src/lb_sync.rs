@@ -57,6 +57,11 @@ impl Lb {
     pub(crate) fn sync_after_packet(&mut self, i: u32) {
         // Borrowed, not cloned: no reference-count traffic per packet.
         let Some(port) = self.sync.as_deref() else { return };
+        // A synced entry that sees a client packet here is now this
+        // director's own (a failover happened): the resync sweep may send it.
+        if let Some(c) = self.conns.get_mut(i) {
+            c.flags &= !SYNC_FLAG;
+        }
         let p = &port.params;
         if !p.master.load(Relaxed) {
             return;
@@ -111,12 +116,18 @@ impl Lb {
 
     /// The record the resync sweep sends for slot `i`: a live entry that the
     /// §5.4 filters allow (templates always; TCP in ES, FW, CL, CW, TW; UDP;
-    /// never OPS; not a controlled connection under sync_persist_mode).
+    /// never OPS; not a controlled connection under sync_persist_mode), and
+    /// that this director owns: an entry installed by sync and never used
+    /// here is not echoed back (directors may run master and backup both
+    /// ways).
     pub fn resync_record(&self, i: u32) -> Option<SyncRecord> {
         if !self.conns.is_live(i) {
             return None;
         }
         let c = self.conns.get(i)?;
+        if c.flags & SYNC_FLAG != 0 {
+            return None;
+        }
         if !c.is_template() {
             if c.flags & cf::ONE_PACKET != 0 {
                 return None;
@@ -230,6 +241,25 @@ impl Lb {
         }
         // The timer is re-armed for the synced timeout at each message (§5.5).
         self.conns.touch(i, timeout, now);
+    }
+}
+
+/// Fills in the fwmark of a connection record (rvs keeps no mark per
+/// connection): a connection whose (proto, vaddr, vport) matches no address
+/// service was scheduled by a fwmark service; the one with its real server
+/// gives the mark. The backup (rvs or Linux) needs it to find the real
+/// server (§5.5). Runs on the sync thread, not on a worker.
+pub fn fill_fwmark(r: &mut SyncRecord, snap: &Snapshot) {
+    if r.fwmark != 0 || r.proto == 0 || snap.find_service(0, r.proto, r.vaddr, r.vport).is_some() {
+        return;
+    }
+    for s in &snap.services {
+        if let crate::service::ServiceKey::Fwmark(m) = s.key {
+            if s.dests.iter().any(|d| d.addr == r.daddr && (d.port == r.dport || d.port == 0)) {
+                r.fwmark = m;
+                return;
+            }
+        }
     }
 }
 

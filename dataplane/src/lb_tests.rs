@@ -677,7 +677,7 @@ fn resync_sweep_resends_the_table_within_one_period() {
     // Many rounds per second, 4 seconds: the 1024-slot table in 256-slot slices.
     for sec in 1..=4u32 {
         for _ in 0..100 {
-            crate::sync::sweep(&mut r.lb, &port, sec);
+            crate::sync::sweep(&r.lb, &port, sec);
             for rec in drain(&port) {
                 assert_eq!(rec.state, TcpState::Established as u8);
                 seen.insert(rec.cport);
@@ -685,4 +685,85 @@ fn resync_sweep_resends_the_table_within_one_period() {
         }
     }
     assert_eq!(seen, (1000..1020).collect());
+}
+
+#[test]
+fn fwmark_services_sync_their_mark_and_the_backup_binds_by_it() {
+    // HTTP and HTTPS of one shopper marked 10 (operators' scenario 2).
+    let d = vec![dest(1, 0, FwdMethod::Route, 1)];
+    let s = snap(
+        vec![
+            service(ServiceKey::Fwmark(10), SchedKind::Rr, None, d.clone()),
+            service(tcp_svc(80), SchedKind::Rr, None, vec![dest(2, 80, FwdMethod::Masq, 1)]),
+        ],
+        Knobs::default(),
+    );
+    let mut rec = crate::sync::SyncRecord {
+        proto: 6,
+        state: TcpState::Established as u8,
+        flags: FwdMethod::Route as u16 | crate::conn::flags::NOOUTPUT,
+        caddr: client(6),
+        vaddr: VIP,
+        daddr: rs(1),
+        cport: 6666,
+        vport: 443,
+        dport: 443,
+        timeout: 900,
+        fwmark: 0,
+    };
+    crate::lb_sync::fill_fwmark(&mut rec, &s);
+    assert_eq!(rec.fwmark, 10);
+    // An address service's connection keeps mark 0.
+    let mut plain = rec;
+    plain.vport = 80;
+    plain.daddr = rs(2);
+    plain.dport = 80;
+    plain.fwmark = 0;
+    crate::lb_sync::fill_fwmark(&mut plain, &s);
+    assert_eq!(plain.fwmark, 0);
+    // The backup binds the fwmark connection to the fwmark service's server.
+    let mut r = Rig::new();
+    r.lb.install_synced(&rec, &s, 0);
+    assert_eq!(d[0].shared.activeconns.load(Relaxed), 1);
+    let (v, out) = r.send_marked(&s, &tcp(client(6), 6666, VIP, 443, ACK), 10);
+    assert_eq!(v, Verdict::Forward { port: 1 });
+    assert_eq!(Rig::server_of(&out), 1);
+}
+
+#[test]
+fn sweep_never_echoes_synced_entries_until_they_carry_traffic_here() {
+    let mut r = Rig::new();
+    let port = sync_port(true);
+    port.params.resync_period.store(1, Relaxed);
+    r.lb.sync = Some(port.clone());
+    let s =
+        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Masq, 1)])], Knobs::default());
+    let rec = crate::sync::SyncRecord {
+        proto: 6,
+        state: TcpState::Established as u8,
+        flags: 0,
+        caddr: client(11),
+        vaddr: VIP,
+        daddr: rs(1),
+        cport: 1111,
+        vport: 80,
+        dport: 80,
+        timeout: 900,
+        fwmark: 0,
+    };
+    r.lb.install_synced(&rec, &s, 0);
+    let sweep = |r: &mut Rig, sec: u32| {
+        for _ in 0..10 {
+            crate::sync::sweep(&r.lb, &port, sec);
+        }
+        drain(&port)
+    };
+    assert!(sweep(&mut r, 1).is_empty(), "a synced entry is not sent back");
+    // Failover: the client's packets arrive here; the entry is ours now.
+    r.send(&s, &tcp(client(11), 1111, VIP, 80, ACK), 2);
+    drain(&port);
+    let got = sweep(&mut r, 3);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].cport, 1111);
+    assert_eq!(got[0].flags & crate::lb_sync::SYNC_FLAG, 0, "SYNC is not a flag LVS sends");
 }

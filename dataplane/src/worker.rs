@@ -335,7 +335,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
         counters.handled.add(handled);
         lb.expire(clock.now_secs() as u32);
         crate::sync::install_pending(&mut lb, &ctl.sync, &snap, clock.now_secs() as u32);
-        crate::sync::sweep(&mut lb, &ctl.sync, clock.now_secs() as u32);
+        crate::sync::sweep(&lb, &ctl.sync, clock.now_secs() as u32);
         counters.conns_live.set(lb.conns.len() as u64);
         if ctl.dump_requested.load(Relaxed) {
             // An administrator's listing: allocation here is off the packet path.

@@ -263,13 +263,14 @@ impl SyncDaemon {
                     Ok(s)
                 })
                 .map_err(|e| format!("master sync socket on {} ({ifaddr}): {e}", spec.mcast_interface))?;
-            let (ports, stats, stop2) = (self.ports.clone(), self.stats.clone(), stop.clone());
+            let (ports, stats, stop2, snap) =
+                (self.ports.clone(), self.stats.clone(), stop.clone(), self.snapshot.clone());
             let version = *self.version.lock().unwrap_or_else(|p| p.into_inner());
             let syncid = spec.syncid;
             self.params.master.store(true, Relaxed);
             std::thread::Builder::new()
                 .name("rvs-sync-master".into())
-                .spawn(move || master_loop(sock, version, syncid, maxlen as usize, &ports, &stats, &stop2))
+                .spawn(move || master_loop(sock, version, syncid, maxlen as usize, &ports, &stats, &snap, &stop2))
         } else {
             let sock = UdpSocket::bind(SocketAddrV4::new(group, port))
                 .and_then(|s| {
@@ -380,6 +381,7 @@ impl Drop for SyncDaemon {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn master_loop(
     sock: UdpSocket,
     version: Version,
@@ -387,6 +389,7 @@ fn master_loop(
     maxlen: usize,
     ports: &[Arc<SyncPort>],
     stats: &SyncStats,
+    snapshot: &ArcSwap<Snapshot>,
     stop: &AtomicBool,
 ) {
     let mut enc = Encoder::new(version, syncid, maxlen);
@@ -401,8 +404,10 @@ fn master_loop(
         }
     };
     while !stop.load(Relaxed) {
+        let snap = snapshot.load();
         for p in ports {
-            while let Some(r) = p.out.pop() {
+            while let Some(mut r) = p.out.pop() {
+                dataplane::lb_sync::fill_fwmark(&mut r, &snap);
                 if enc.is_full() {
                     let n = enc.len();
                     if let Some(m) = enc.finish() {
@@ -458,14 +463,120 @@ fn backup_loop(
             stats.skip_record(*s);
         }
         stats.received_records.fetch_add(d.records.len() as u64, Relaxed);
-        let snap = snapshot.load();
-        let workers = ports.len().max(1);
-        for r in &d.records {
-            let owner = dataplane::lb::owner_of(r.caddr, snap.owner_prefix, workers);
-            let queued = ports.get(owner).is_some_and(|p| p.into.push(*r).is_ok());
-            if !queued {
-                stats.install_queue_full.fetch_add(1, Relaxed);
-            }
+        hand_to_owners(&d.records, ports, &snapshot.load(), stats);
+    }
+}
+
+/// Queues each record for the worker that owns its flow (`lb::owner_of`, the
+/// same hash the workers use for packets), so it is installed where the
+/// flow's packets will be handled (§5.5). A full ring drops and counts.
+fn hand_to_owners(
+    records: &[dataplane::sync::SyncRecord],
+    ports: &[Arc<SyncPort>],
+    snap: &Snapshot,
+    stats: &SyncStats,
+) {
+    let workers = ports.len().max(1);
+    for r in records {
+        let owner = dataplane::lb::owner_of(r.caddr, snap.owner_prefix, workers);
+        let queued = ports.get(owner).is_some_and(|p| p.into.push(*r).is_ok());
+        if !queued {
+            stats.install_queue_full.fetch_add(1, Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn daemon(workers: usize) -> SyncDaemon {
+        let params = Arc::new(SyncParams::default());
+        let ports = (0..workers).map(|_| Arc::new(SyncPort::new(16, params.clone()))).collect();
+        let snap = Arc::new(ArcSwap::from_pointee(crate::control::Control::initial_snapshot(
+            &conf::Config::default(),
+            &[],
+            1,
+        )));
+        SyncDaemon::new(params, ports, snap)
+    }
+
+    fn spec(state: &str, ifname: &str) -> DaemonSpec {
+        DaemonSpec {
+            state: state.into(),
+            mcast_interface: ifname.into(),
+            syncid: 0,
+            mcast_group: None,
+            mcast_port: None,
+            mcast_ttl: None,
+            sync_maxlen: None,
+        }
+    }
+
+    #[test]
+    fn refusals_say_why_and_change_nothing() {
+        let d = daemon(2);
+        assert_eq!(d.start(&spec("primary", "lo")), Err("illegal start-daemon parameter `primary'".into()));
+        assert!(d.start(&spec("master", "nosuch9")).unwrap_err().contains("nosuch9"));
+        assert_eq!(d.start(&spec("backup", "bad/name")), Err("invalid mcast-interface `bad/name'".into()));
+        let mut s = spec("master", "lo");
+        s.mcast_group = Some(Ipv4Addr::new(10, 0, 0, 1));
+        assert!(d.start(&s).unwrap_err().contains("not a multicast address"));
+        assert_eq!(d.stop("master"), Err("No daemon is running".into()));
+        assert_eq!(d.stop("both"), Err("illegal stop-daemon parameter `both'".into()));
+        assert!(d.list().is_empty());
+        assert!(!d.params.master.load(Relaxed), "a refused master start leaves workers off");
+    }
+
+    #[test]
+    fn records_go_to_the_worker_owning_the_flow() {
+        let d = daemon(4);
+        let snap = d.snapshot.load();
+        let recs: Vec<dataplane::sync::SyncRecord> = (0..200u32)
+            .map(|n| dataplane::sync::SyncRecord {
+                caddr: Ipv4Addr::from(0xc000_0200 + n * 7919),
+                cport: n as u16,
+                ..Default::default()
+            })
+            .collect();
+        hand_to_owners(&recs, &d.ports, &snap, &d.stats);
+        let mut per_worker = Vec::new();
+        for (w, p) in d.ports.iter().enumerate() {
+            let mut n = 0;
+            while let Some(r) = p.into.pop() {
+                assert_eq!(dataplane::lb::owner_of(r.caddr, snap.owner_prefix, 4), w);
+                n += 1;
+            }
+            per_worker.push(n);
+        }
+        // Rings hold 16 here: what did not fit is counted, never blocks.
+        let full = d.stats.install_queue_full.load(Relaxed);
+        assert_eq!(per_worker.iter().sum::<u64>() + full, 200);
+        assert!(per_worker.iter().all(|n| *n > 0), "{per_worker:?}");
+    }
+
+    #[test]
+    fn configure_sets_what_workers_read() {
+        let d = daemon(1);
+        let c = conf::Sync {
+            version: 0,
+            threshold: 1,
+            period: 0,
+            persist_mode: true,
+            backup_only: true,
+            resync_period: 7,
+            master: None,
+            backup: None,
+        };
+        d.configure(&c);
+        let p = &d.params;
+        assert_eq!((p.threshold.load(Relaxed), p.period.load(Relaxed), p.resync_period.load(Relaxed)), (1, 0, 7));
+        assert!(p.persist_mode.load(Relaxed));
+        // backup_only is only in force while a backup runs.
+        assert!(!p.backup_only.load(Relaxed));
+        assert_eq!(*d.version.lock().unwrap(), Version::V0);
+        let r = d.report();
+        assert!(r.starts_with("no sync daemon running\nsync_version 0, sync_threshold 1 0, sync_persist_mode 1, backup_only 1, resync_period 7\n"), "{r}");
+        assert!(r.contains("\ndropped_foreign_syncid 0\n"), "{r}");
     }
 }

@@ -74,19 +74,22 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A banner server: "220 rvs-test ready" to every connection.
-fn banner(port: u16) {
-    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+/// A banner server: "220 rvs-test ready" to every connection; its port.
+fn banner() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for mut s in l.incoming().flatten() {
             let _ = s.write_all(b"220 rvs-test ready\r\n");
         }
     });
+    port
 }
 
-/// A DNS responder: one A record, 10.9.9.9, for any question.
-fn dns(port: u16) {
-    let s = UdpSocket::bind(("127.0.0.1", port)).unwrap();
+/// A DNS responder: one A record, 10.9.9.9, for any question; its port.
+fn dns() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = s.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let mut b = [0u8; 512];
         while let Ok((n, from)) = s.recv_from(&mut b) {
@@ -102,16 +105,17 @@ fn dns(port: u16) {
             let _ = s.send_to(&r, from);
         }
     });
+    port
 }
 
 #[test]
 fn every_check_type_against_real_services() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (tcp_p, dns_p, https_p, ext_p, ping_p, maint_p) =
-        (free_port(), free_port(), free_port(), free_port(), free_port(), free_port());
-    banner(tcp_p);
-    dns(dns_p);
+    // Servers bind port 0 and say which port they got; the other ports are
+    // only names in the config (nothing listens on them but python's https).
+    let (tcp_p, dns_p) = (banner(), dns());
+    let (https_p, ext_p, ping_p, maint_p) = (free_port(), free_port(), free_port(), free_port());
 
     // HTTPS: python's http.server wrapped in TLS with a throwaway certificate.
     let st = Command::new("openssl")
@@ -294,7 +298,9 @@ fn external_check_past_its_timeout_is_killed_and_down() {
     let d = dir.path();
     // A script whose own child outlives it unless the whole group is killed.
     let script = d.join("slow.sh");
-    std::fs::write(&script, "#!/bin/sh\nsleep 29.75\necho never\n").unwrap();
+    // A sleep this run alone starts (leftovers of another run cannot match).
+    let sleep = format!("sleep 29.{:03}", std::process::id() % 1000);
+    std::fs::write(&script, format!("#!/bin/sh\n{sleep}\necho never\n")).unwrap();
     assert!(Command::new("chmod").arg("+x").arg(&script).status().unwrap().success());
     let text = format!(
         r#"
@@ -320,7 +326,7 @@ method = "masq"
     // Nothing of a timed-out run is left behind, not even the script's
     // child: every `sleep` seen now is gone once its run's timeout passed
     // (later runs start their own).
-    let ps = Command::new("pgrep").args(["-f", "sleep 29.75"]).output().unwrap();
+    let ps = Command::new("pgrep").args(["-f", &sleep]).output().unwrap();
     let pids: Vec<String> = String::from_utf8_lossy(&ps.stdout).split_whitespace().map(String::from).collect();
     assert!(!pids.is_empty());
     std::thread::sleep(Duration::from_millis(2500));

@@ -1,6 +1,7 @@
 //! Health checks end to end (issue 7, specs/ipvs.md §7.4): rvsd in the
-//! director namespace probes python HTTP real servers through a management
-//! veth (`scripts/topo mgmt`, probes bound to 10.0.2.250), and what it does
+//! director namespace probes python HTTP real servers from its kernel side,
+//! through the servers port's tap and the dataplane (the exception path,
+//! from the port's address 10.0.2.1), as the traffic goes, and what it does
 //! is checked from outside: `rvsadm -Ln` (independent of the checker's own
 //! state), `rvsadm health`, and which server answers a real curl client.
 mod common;
@@ -10,7 +11,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::director::Director;
-use common::{repo_root, Guard, Topo};
+use common::{Guard, Topo};
 
 const VIP: &str = "10.0.0.100";
 const INTERVAL: u64 = 1;
@@ -30,11 +31,6 @@ impl Rig {
     /// `health` is the service's [service.health] table.
     fn start(name: &str, health: &str, global: &str) -> Rig {
         let topo = Topo::up(name, 3);
-        let st = std::process::Command::new(repo_root().join("scripts/topo"))
-            .args(["mgmt", &topo.prefix, "10.0.2.250/24"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "scripts/topo mgmt");
         let dir = tempfile::tempdir().unwrap();
         let mut servers = Vec::new();
         let mut wwws = Vec::new();
@@ -59,7 +55,6 @@ receive = "^rs[0-9]"
 checkinterval = {INTERVAL}
 checktimeout = {TIMEOUT}
 failurecount = {FAILURECOUNT}
-source_address = "10.0.2.250"
 fallback = "10.0.2.13:80 masq"
 {health}
 [[service.server]]
@@ -289,14 +284,9 @@ fn edit(path: &Path, text: &str) {
 }
 
 #[test]
-fn ping_and_connect_checks_through_the_management_path() {
+fn ping_and_connect_checks_through_the_exception_path() {
     // rs1 listens on 80, rs2 does not; 10.0.2.77 does not exist.
     let topo = Topo::up("hcp", 2);
-    let st = std::process::Command::new(repo_root().join("scripts/topo"))
-        .args(["mgmt", &topo.prefix, "10.0.2.250/24"])
-        .status()
-        .unwrap();
-    assert!(st.success(), "scripts/topo mgmt");
     let dir = tempfile::tempdir().unwrap();
     let www = dir.path().join("rs1");
     std::fs::create_dir(&www).unwrap();
@@ -309,7 +299,6 @@ fn ping_and_connect_checks_through_the_management_path() {
 [health]
 checkinterval = 1
 checktimeout = 1
-source_address = "10.0.2.250"
 
 [[service]]
 protocol = "tcp"

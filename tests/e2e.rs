@@ -18,6 +18,9 @@ use common::{repo_root, Guard, Topo};
 /// In the client's subnet: the client ARPs for it and rvsd answers.
 const VIP: &str = "10.0.1.100";
 const CLIENT_PORT_ADDRS: &str = "\"10.0.1.1/24\", \"10.0.1.100/32\"";
+/// curl options for a server that may still be starting.
+const CURL_RETRYING: [&str; 9] =
+    ["-sS", "--retry", "20", "--retry-connrefused", "--retry-delay", "0", "--max-time", "5", "--fail"];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -112,17 +115,7 @@ impl E2e {
         // The servers are up once each answers on the servers' segment.
         for i in 1..=n {
             let url = format!("http://10.0.2.{}:80/", 10 + i);
-            run(topo.cmd(&format!("rs{i}"), "curl").args([
-                "-sS",
-                "--retry",
-                "20",
-                "--retry-connrefused",
-                "--retry-delay",
-                "0",
-                "--max-time",
-                "5",
-                &url,
-            ]));
+            run(topo.cmd(&format!("rs{i}"), "curl").args(CURL_RETRYING).arg(&url));
         }
         E2e { topo, _servers: servers, rvsd, _dir: dir }
     }
@@ -257,17 +250,7 @@ fn arp_neighbours_and_the_kernel_path() {
             .spawn()
             .unwrap(),
     );
-    let out = run(e.client("curl").args([
-        "-sS",
-        "--retry",
-        "20",
-        "--retry-connrefused",
-        "--retry-delay",
-        "0",
-        "--max-time",
-        "5",
-        "http://10.0.1.1:8081/",
-    ]));
+    let out = run(e.client("curl").args(CURL_RETRYING).arg("http://10.0.1.1:8081/"));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "the box itself\n");
     // The kernel reaches the real servers through the servers' tap too.
     let out = run(e.topo.cmd("dir", "curl").args(["-sS", "--max-time", "5", "http://10.0.2.12/"]));

@@ -12,11 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use ctl::control::Control;
 use ctl::proto::{DestSpec, HealthInfo, Method, Op, Protocol, Response, SvcKey};
-use dataplane::counters::WorkerCounters;
-use dataplane::worker::WorkerCtl;
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -30,19 +27,7 @@ fn control(text: &str, dir: &Path) -> Arc<Control> {
     let path = dir.join("rvs.toml");
     std::fs::write(&path, text).unwrap();
     let cfg = conf::load(&path).unwrap();
-    let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(&cfg, &[], 1)));
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let c = Arc::new(Control::new(
-        path,
-        cfg.clone(),
-        snapshot,
-        1,
-        vec![],
-        vec![Arc::new(WorkerCounters::new(0))],
-        vec![Arc::new(WorkerCtl::new(tx, Default::default()))],
-        rx,
-        Box::new(Vec::new),
-    ));
+    let c = Arc::new(Control::detached(path, cfg.clone()));
     ctl::health::start(c.clone(), cfg).unwrap();
     c
 }

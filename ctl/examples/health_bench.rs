@@ -16,11 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use ctl::control::Control;
 use ctl::proto::{ListWhat, Op, Response};
-use dataplane::counters::WorkerCounters;
-use dataplane::worker::WorkerCtl;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PORT: u16 = 18080;
@@ -81,19 +78,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(&cfg, &[], 1)));
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let control = Arc::new(Control::new(
-        "bench.toml".into(),
-        cfg.clone(),
-        snapshot,
-        1,
-        vec![],
-        vec![Arc::new(WorkerCounters::new(0))],
-        vec![Arc::new(WorkerCtl::new(tx, Default::default()))],
-        rx,
-        Box::new(Vec::new),
-    ));
+    let control = Arc::new(Control::detached("bench.toml".into(), cfg.clone()));
     let started = Instant::now();
     if let Err(e) = ctl::health::start(control.clone(), cfg) {
         eprintln!("health_bench: {e}");

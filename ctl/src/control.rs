@@ -178,6 +178,25 @@ impl Control {
         }
     }
 
+    /// A control side with no dataplane behind it (one idle worker's
+    /// counters, no ports): for tools and tests that drive services, health
+    /// checks or metrics without EAL.
+    pub fn detached(config_path: PathBuf, cfg: conf::Config) -> Control {
+        let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(&cfg, &[], 1)));
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        Control::new(
+            config_path,
+            cfg,
+            snapshot,
+            1,
+            vec![],
+            vec![Arc::new(WorkerCounters::new(0))],
+            vec![Arc::new(WorkerCtl::new(tx, Default::default()))],
+            rx,
+            Box::new(Vec::new),
+        )
+    }
+
     /// The first snapshot, built before the workers start.
     pub fn initial_snapshot(cfg: &conf::Config, macs: &[[u8; 6]], workers: usize) -> Snapshot {
         state::snapshot(cfg, macs, workers, None, &mut Trash::default())

@@ -841,28 +841,12 @@ mod http_tests {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use arc_swap::ArcSwap;
-    use dataplane::counters::WorkerCounters;
-    use dataplane::worker::WorkerCtl;
-
     use crate::control::Control;
     use crate::proto::{Op, Protocol, Response, ServiceSpec, SvcKey};
 
     fn start() -> std::net::SocketAddr {
         let cfg = conf::Config::default();
-        let snapshot = Arc::new(ArcSwap::from_pointee(Control::initial_snapshot(&cfg, &[], 1)));
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let control = Arc::new(Control::new(
-            "rvs.toml".into(),
-            cfg,
-            snapshot,
-            1,
-            vec![],
-            vec![Arc::new(WorkerCounters::new(0))],
-            vec![Arc::new(WorkerCtl::new(tx, Default::default()))],
-            rx,
-            Box::new(Vec::new),
-        ));
+        let control = Arc::new(Control::detached("rvs.toml".into(), cfg));
         let spec = ServiceSpec {
             key: SvcKey::Addr { protocol: Protocol::Tcp, vip: "10.0.0.1".parse().unwrap(), port: 80 },
             scheduler: "rr".into(),

@@ -124,6 +124,8 @@ struct Path {
     out: MbufBatch,
     started: Instant,
     published_version: u64,
+    /// The neighbour table changed since `neighbors` was last stored.
+    view_dirty: bool,
 }
 
 /// Runs the exception path until `stop.all`.
@@ -146,6 +148,7 @@ pub fn run(setup: ExceptionSetup) {
         out: MbufBatch::new(),
         started: Instant::now(),
         published_version: u64::MAX,
+        view_dirty: true,
     };
     let mut buf = vec![0u8; 65536];
     let mut batch = MbufBatch::new();
@@ -174,6 +177,13 @@ pub fn run(setup: ExceptionSetup) {
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             p.tick();
+        }
+        // Workers and rvsadm neigh see what ARP learned at once.
+        if p.resolver.version() != p.published_version {
+            p.publish();
+        }
+        if p.view_dirty {
+            p.store_view();
         }
         p.flush();
         if !busy {
@@ -272,6 +282,7 @@ impl Path {
         let to_us = self.is_ours(&snap, port, a.tpa);
         let answer = to_us && a.op == crate::wire::arp::Operation::Request && a.spa != a.tpa;
         let now = self.now_ms();
+        self.view_dirty = true;
         for mut w in self.resolver.on_arp(port, a.sha, a.spa, to_us, now) {
             if let Some(d) = w.data_mut().get_mut(..6) {
                 d.copy_from_slice(&a.sha);
@@ -299,6 +310,7 @@ impl Path {
             return;
         }
         let now = self.now_ms();
+        self.view_dirty = true;
         match self.resolver.wait(port, next_hop, m, now) {
             Wait::Request => self.request(arp::Request { port, target: next_hop, to: None }),
             Wait::Queued => {}
@@ -404,6 +416,12 @@ impl Path {
         if self.resolver.version() != self.published_version {
             self.publish();
         }
+        self.store_view();
+    }
+
+    /// Publishes the table for `rvsadm neigh`.
+    fn store_view(&mut self) {
+        let now = self.now_ms();
         let rows = self
             .resolver
             .rows(now)
@@ -411,6 +429,7 @@ impl Path {
             .map(|r| NeighborRow { port: r.port, ip: r.ip, mac: r.mac, state: r.state.name(), age_ms: r.age_ms })
             .collect();
         self.neighbors.store(Arc::new(rows));
+        self.view_dirty = false;
     }
 
     fn publish(&mut self) {

@@ -1,7 +1,7 @@
 //! The exception path: everything a worker does not forward itself.
 //!
-//! One thread, off the packet path (it may block in poll(2), allocate and
-//! make system calls), fed by one ring per worker. It
+//! One thread, off the packet path (it may sleep, allocate and make system
+//! calls), fed by one ring per worker. It
 //! - answers ARP for the box's addresses on each port (the configured ones and
 //!   those the kernel holds on the port's tap, such as a VIP keepalived added),
 //!   learns neighbours, resolves next hops for packets that wait for them,
@@ -15,6 +15,8 @@
 //! Frames to send go to worker 0 over a ring; worker 0 has a tx queue on every
 //! port. What the resolver learns is published to the workers as
 //! [`Learned`] (they read it once per round).
+#![forbid(unsafe_code)]
+
 pub mod arp;
 pub mod tap;
 
@@ -99,6 +101,8 @@ pub struct ExceptionSetup {
     pub stop: Arc<Stop>,
 }
 
+/// How long the thread sleeps after a round that found nothing to do.
+const IDLE: Duration = Duration::from_micros(500);
 /// How often the timers run (ARP retries are a second apart).
 const TICK: Duration = Duration::from_millis(100);
 /// How often the kernel's addresses are re-read and new ones announced.
@@ -154,12 +158,6 @@ pub fn run(setup: ExceptionSetup) {
     let mut batch = MbufBatch::new();
     let mut last_tick = Instant::now() - TICK;
     let mut last_scan = Instant::now() - ADDR_SCAN;
-    let fds: Vec<libc::pollfd> = p
-        .ports
-        .iter()
-        .filter_map(|x| x.tap.as_ref())
-        .map(|t| libc::pollfd { fd: t.fd(), events: libc::POLLIN, revents: 0 })
-        .collect();
     while !stop.all.load(Relaxed) {
         let mut busy = false;
         for i in 0..p.from_workers.len() {
@@ -187,10 +185,9 @@ pub fn run(setup: ExceptionSetup) {
         }
         p.flush();
         if !busy {
-            // Wake for the kernel's frames at once, for the workers' within 1 ms.
-            let mut f = fds.clone();
-            // SAFETY: f is a valid array of pollfd of the given length.
-            unsafe { libc::poll(f.as_mut_ptr(), f.len() as libc::nfds_t, 1) };
+            // Idle: look again within about a millisecond (the workers' rings
+            // and the taps are read in the same loop).
+            std::thread::sleep(IDLE);
         }
     }
     p.flush();

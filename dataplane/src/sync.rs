@@ -265,9 +265,13 @@ pub fn install_pending(lb: &mut crate::lb::Lb, port: &SyncPort, snap: &crate::sn
 
 /// Worker side, between bursts: the resync sweep (see
 /// [`SyncParams::resync_period`]). Each new second grants
-/// `capacity / period` slots; each round visits at most
-/// [`SWEEP_SLOTS_PER_ROUND`] of them and queues at most
-/// [`SWEEP_RECORDS_PER_ROUND`] records.
+/// `capacity / period` more slots (unvisited ones carry over, up to a whole
+/// table); each round visits at most [`SWEEP_SLOTS_PER_ROUND`] of them and
+/// queues at most [`SWEEP_RECORDS_PER_ROUND`] records, and none while the
+/// ring to the sync thread is half full: the sweep goes at the pace the
+/// sync thread sends, leaving room for new connections' records, instead of
+/// overflowing the ring (a large table's sweep then takes longer than the
+/// period).
 pub fn sweep(lb: &crate::lb::Lb, port: &SyncPort, now: u32) {
     let p = &port.params;
     let period = p.resync_period.load(Ordering::Relaxed);
@@ -277,10 +281,11 @@ pub fn sweep(lb: &crate::lb::Lb, port: &SyncPort, now: u32) {
     let cap = lb.conns.capacity() as u32;
     if port.sweep_second.load(Ordering::Relaxed) != now {
         port.sweep_second.store(now, Ordering::Relaxed);
-        port.sweep_left.store(cap.div_ceil(period), Ordering::Relaxed);
+        let left = port.sweep_left.load(Ordering::Relaxed);
+        port.sweep_left.store(left.saturating_add(cap.div_ceil(period)).min(cap), Ordering::Relaxed);
     }
     let left = port.sweep_left.load(Ordering::Relaxed);
-    if left == 0 {
+    if left == 0 || port.out.len() >= port.out.capacity() / 2 {
         return;
     }
     let mut cursor = port.sweep_cursor.load(Ordering::Relaxed);

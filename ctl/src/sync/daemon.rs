@@ -276,6 +276,7 @@ impl SyncDaemon {
                 .and_then(|s| {
                     s.join_multicast_v4(&group, &ifaddr)?;
                     s.set_read_timeout(Some(RECV_POLL))?;
+                    grow_receive_buffer(&s);
                     Ok(s)
                 })
                 .map_err(|e| {
@@ -434,6 +435,22 @@ fn master_loop(
     }
 }
 
+/// The backup's receive buffer: a master re-sending a large table (the
+/// resync sweep, a restart) sends bursts of datagrams, and what the kernel
+/// cannot queue while the backup thread waits for a CPU is lost (Udp
+/// RcvbufErrors). Linux's default (rmem_default, about 208 KiB: some 140
+/// full messages) is what the kernel's own sync daemon uses unless
+/// `sync_sock_size` is set; rvs asks for this much (past rmem_max when
+/// rvsd runs as root).
+const BACKUP_RCVBUF: usize = 16 << 20;
+
+fn grow_receive_buffer(s: &UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(s, sockopt::RcvBufForce, &BACKUP_RCVBUF).is_err() {
+        let _ = setsockopt(s, sockopt::RcvBuf, &BACKUP_RCVBUF);
+    }
+}
+
 fn backup_loop(
     sock: UdpSocket,
     syncid: u8,
@@ -479,12 +496,34 @@ fn hand_to_owners(
     let workers = ports.len().max(1);
     for r in records {
         let owner = dataplane::lb::owner_of(r.caddr, snap.owner_prefix, workers);
-        let queued = ports.get(owner).is_some_and(|p| p.into.push(*r).is_ok());
-        if !queued {
+        let Some(port) = ports.get(owner) else {
             stats.install_queue_full.fetch_add(1, Relaxed);
+            continue;
+        };
+        // This thread may wait for the worker to make room (the kernel
+        // queues what arrives meanwhile, BACKUP_RCVBUF); a worker that does
+        // not drain within INSTALL_WAIT loses the record, counted.
+        let mut r = *r;
+        let start = Instant::now();
+        loop {
+            match port.into.push(r) {
+                Ok(()) => break,
+                Err(back) if start.elapsed() < INSTALL_WAIT => {
+                    r = back;
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(_) => {
+                    stats.install_queue_full.fetch_add(1, Relaxed);
+                    break;
+                }
+            }
         }
     }
 }
+
+/// How long the backup's receive thread waits for room in a worker's install
+/// ring before it drops a record.
+const INSTALL_WAIT: Duration = Duration::from_millis(100);
 
 #[cfg(test)]
 mod tests {

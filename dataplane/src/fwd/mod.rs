@@ -83,8 +83,9 @@ impl Fib {
     #[inline]
     pub fn resolve(&self, dst: Ipv4Addr, learned: &Learned) -> Result<Hop, DropReason> {
         let hop = self.routes.lookup(dst).ok_or(DropReason::NoRoute)?;
-        let mac =
-            self.neighbors.lookup(hop.port, hop.next_hop).or_else(|| learned.neighbors.lookup(hop.port, hop.next_hop));
+        // Most boxes use one kind of neighbour or the other: skip an empty table.
+        let fixed = if self.neighbors.is_empty() { None } else { self.neighbors.lookup(hop.port, hop.next_hop) };
+        let mac = fixed.or_else(|| learned.neighbors.lookup(hop.port, hop.next_hop));
         Ok(Hop { port: hop.port, next_hop: hop.next_hop, mac })
     }
 

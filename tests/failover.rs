@@ -15,41 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::director::Director;
-use common::{repo_root, Guard};
+use common::{repo_root, Guard, Topo};
 
 const VIP: &str = "10.0.1.100";
 const BUSY: usize = 60;
 const IDLE: usize = 60;
-
-/// The namespaces of `scripts/topo-ha`, torn down on drop.
-struct TopoHa {
-    prefix: String,
-}
-
-impl TopoHa {
-    fn up(name: &str) -> TopoHa {
-        let prefix = format!("rvsh{}{name}", std::process::id() % 10000);
-        let st = Command::new(repo_root().join("scripts/topo-ha")).args(["up", &prefix, "2"]).status().unwrap();
-        assert!(st.success(), "scripts/topo-ha up {prefix}");
-        TopoHa { prefix }
-    }
-
-    fn ns(&self, host: &str) -> String {
-        format!("{}-{host}", self.prefix)
-    }
-
-    fn cmd(&self, host: &str, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns(host), program]);
-        c
-    }
-}
-
-impl Drop for TopoHa {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/topo-ha")).args(["down", &self.prefix]).status();
-    }
-}
 
 /// rvsd for director `x` ("a" is the master, "b" the backup).
 fn rvsd_config(dir: &Path, x: &str, n: u8) -> String {
@@ -111,7 +81,7 @@ fn keepalived_config(x: &str, priority: u8) -> String {
     )
 }
 
-fn keepalived(t: &TopoHa, dir: &Path, x: &str, priority: u8) -> Child {
+fn keepalived(t: &Topo, dir: &Path, x: &str, priority: u8) -> Child {
     let conf = dir.join(format!("ka-{x}.conf"));
     std::fs::write(&conf, keepalived_config(x, priority)).unwrap();
     t.cmd(&format!("dir{x}"), "keepalived")
@@ -127,7 +97,7 @@ fn keepalived(t: &TopoHa, dir: &Path, x: &str, priority: u8) -> Child {
         .expect("keepalived (scripts/setup installs it)")
 }
 
-fn has_address(t: &TopoHa, host: &str, tap: &str, addr: &str) -> bool {
+fn has_address(t: &Topo, host: &str, tap: &str, addr: &str) -> bool {
     let out = t.cmd(host, "ip").args(["-br", "addr", "show", "dev", tap]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().any(|w| w == format!("{addr}/32"))
 }
@@ -158,7 +128,7 @@ fn established_connections_survive_a_master_crash() {
 }
 
 fn failover(name: &str, crash: bool) {
-    let t = TopoHa::up(name);
+    let t = Topo::up_ha(name, 2);
     let dir = tempfile::tempdir().unwrap();
     let mut servers = Vec::new();
     for i in 1..=2 {

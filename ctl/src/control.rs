@@ -42,7 +42,7 @@ pub struct Control {
 
 /// What the control side reads of the exception path.
 pub struct ExceptionView {
-    pub neighbors: Arc<ArcSwap<Vec<dataplane::exception::NeighborRow>>>,
+    pub neighbors: Arc<ArcSwap<Vec<dataplane::exception::arp::Row>>>,
     pub counters: Arc<dataplane::exception::ExceptionCounters>,
 }
 
@@ -467,7 +467,7 @@ impl Control {
                     ip: r.ip,
                     mac: r.mac.map_or_else(|| "(incomplete)".into(), |m| conf::MacAddr(m).to_string()),
                     port,
-                    state: r.state.into(),
+                    state: r.state.name().into(),
                     age_s: r.mac.map(|_| r.age_ms / 1000),
                 });
             }

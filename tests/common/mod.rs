@@ -78,21 +78,33 @@ pub fn port_counts(stdout: &str, port: &str) -> [u64; 4] {
 /// The namespaces of `scripts/topo`, torn down on drop.
 pub struct Topo {
     pub prefix: String,
+    /// The script that built it (and tears it down).
+    script: &'static str,
 }
 
 impl Topo {
+    /// `scripts/topo`: one director.
     pub fn up(name: &str, real_servers: usize) -> Topo {
+        Self::up_with("scripts/topo", name, real_servers)
+    }
+
+    /// `scripts/topo-ha`: a master/backup pair of directors (hosts dira, dirb).
+    pub fn up_ha(name: &str, real_servers: usize) -> Topo {
+        Self::up_with("scripts/topo-ha", name, real_servers)
+    }
+
+    fn up_with(script: &'static str, name: &str, real_servers: usize) -> Topo {
         assert!(
             unsafe_free_is_root(),
             "end-to-end tests create network namespaces and must run as root (scripts/test)"
         );
         let prefix = format!("rvst{}{name}", std::process::id() % 10000);
-        let st = Command::new(repo_root().join("scripts/topo"))
+        let st = Command::new(repo_root().join(script))
             .args(["up", &prefix, &real_servers.to_string()])
             .status()
-            .expect("run scripts/topo");
-        assert!(st.success(), "scripts/topo up {prefix} failed");
-        Topo { prefix }
+            .expect("run the topology script");
+        assert!(st.success(), "{script} up {prefix} failed");
+        Topo { prefix, script }
     }
 
     pub fn ns(&self, host: &str) -> String {
@@ -109,7 +121,7 @@ impl Topo {
 
 impl Drop for Topo {
     fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("scripts/topo")).args(["down", &self.prefix]).status();
+        let _ = Command::new(repo_root().join(self.script)).args(["down", &self.prefix]).status();
     }
 }
 

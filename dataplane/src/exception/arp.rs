@@ -93,7 +93,7 @@ pub struct Tick<P> {
     pub forgotten: usize,
 }
 
-/// One row of the table.
+/// One row of the table (what `rvsadm neigh` lists).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
     pub port: u16,

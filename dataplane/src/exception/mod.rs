@@ -72,16 +72,6 @@ exception_counters! {
     tx_full => "Frames lost: the ring to the transmitting worker was full.";
 }
 
-/// A neighbour as `rvsadm neigh` lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NeighborRow {
-    pub port: u16,
-    pub ip: Ipv4Addr,
-    pub mac: Option<[u8; 6]>,
-    pub state: &'static str,
-    pub age_ms: u64,
-}
-
 /// One port as the exception path sees it.
 pub struct ExceptionPort {
     pub mac: [u8; 6],
@@ -95,7 +85,7 @@ pub struct ExceptionSetup {
     pub pool: Arc<Mempool>,
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub learned: Arc<ArcSwap<Learned>>,
-    pub neighbors: Arc<ArcSwap<Vec<NeighborRow>>>,
+    pub neighbors: Arc<ArcSwap<Vec<arp::Row>>>,
     pub ports: Vec<ExceptionPort>,
     pub counters: Arc<ExceptionCounters>,
     pub stop: Arc<Stop>,
@@ -116,7 +106,7 @@ struct Path {
     pool: Arc<Mempool>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     learned: Arc<ArcSwap<Learned>>,
-    neighbors: Arc<ArcSwap<Vec<NeighborRow>>>,
+    neighbors: Arc<ArcSwap<Vec<arp::Row>>>,
     ports: Vec<ExceptionPort>,
     counters: Arc<ExceptionCounters>,
     resolver: Resolver<Mbuf>,
@@ -419,13 +409,7 @@ impl Path {
     /// Publishes the table for `rvsadm neigh`.
     fn store_view(&mut self) {
         let now = self.now_ms();
-        let rows = self
-            .resolver
-            .rows(now)
-            .into_iter()
-            .map(|r| NeighborRow { port: r.port, ip: r.ip, mac: r.mac, state: r.state.name(), age_ms: r.age_ms })
-            .collect();
-        self.neighbors.store(Arc::new(rows));
+        self.neighbors.store(Arc::new(self.resolver.rows(now)));
         self.view_dirty = false;
     }
 

@@ -187,7 +187,7 @@ impl Io<'_> {
         m.set_port(port);
         m.set_tag(next_hop);
         if self.exception_batch.is_full() {
-            flush_ring(ring, &mut self.exception_batch, self.counters);
+            flush_ring_as(ring, &mut self.exception_batch, self.counters, DropReason::KernelFull, false);
         }
         match self.exception_batch.push(m) {
             Ok(()) => self.counters.exception.add(1),
@@ -412,6 +412,10 @@ fn flush_ring(ring: &RingProducer, batch: &mut MbufBatch, counters: &WorkerCount
     flush_ring_as(ring, batch, counters, DropReason::HandoffFull, true)
 }
 
+/// Enqueues a batch on `ring`; what it refuses is freed and counted as
+/// `full`. Hand-overs between workers also count `handed_off` (rvsd's
+/// shutdown waits until every one was taken over); the exception path's
+/// packets do not.
 #[inline]
 fn flush_ring_as(
     ring: &RingProducer,

@@ -8,6 +8,10 @@
         reply.pcap  one ACK per flow, real server 1:80 -> client (NAT out)
         syn.pcap    one SYN per flow, client -> VIP:80, to p2's MAC (opens the NAT-out connections)
         new.pcap    one SYN per flow, then one FIN|ACK per flow (new connections)
+  bench_gen.py spread DIR FLOWS
+      The 2-worker (scaling) inputs: one ACK per flow from one client address
+      per flow: spread.pcap (all), spread-owner{0,1}.pcap (split by the worker
+      rvsd gives the client to), spread-alt{0,1}.pcap (split alternately).
   bench_gen.py measure --sock S --pid P --out-port N [--setup PORT:COUNT] ...
       Reads port counters over DPDK telemetry (/ethdev/stats) from the process'
       socket: waits for traffic (and for a one-shot setup port to be consumed),
@@ -120,6 +124,39 @@ def gen_pcaps(d, flows):
     print(json.dumps(counts))
 
 
+def spread_client(i):
+    """Flow i's client endpoint for the scaling runs: one address per flow (up to
+    the 131,072 of 198.18.0.0/15, then the next port), so flows spread over
+    workers. rvsd gives each client address to one worker (owner_prefix 32)."""
+    return CLIENT_BASE + (i % 131072), 1024 + i // 131072
+
+
+def owner_of(addr, workers, prefix=32):
+    """rvsd's flow owner (dataplane/src/lb.rs owner_of): a hash of the client
+    address masked to `prefix`, scaled to the worker count."""
+    mask = 0 if prefix == 0 else (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    h = ((addr & mask) * 0x9E3779B1) & 0xFFFFFFFF
+    return (h * workers) >> 32
+
+
+def gen_spread(d, flows):
+    """Established-flow pcaps for the 2-worker runs: all flows in one file (one
+    queue), split by owner over two files (each queue carries only its
+    worker's flows, as a NIC steering by client address would), and split
+    alternately (half of each queue's packets belong to the other worker and
+    are handed over)."""
+    os.makedirs(d, exist_ok=True)
+    est = Template(P0_MAC, GW_MAC, None, VIP, None, 80, ACK, True)
+    frames = [est.frame(*spread_client(i)) for i in range(flows)]
+    owners = [owner_of(spread_client(i)[0], 2) for i in range(flows)]
+    counts = {"spread": write_pcap(os.path.join(d, "spread.pcap"), frames)}
+    for q in (0, 1):
+        counts["owner%d" % q] = write_pcap(
+            os.path.join(d, "spread-owner%d.pcap" % q), (f for f, o in zip(frames, owners) if o == q))
+        counts["alt%d" % q] = write_pcap(os.path.join(d, "spread-alt%d.pcap" % q), frames[q::2])
+    print(json.dumps(counts))
+
+
 # ---------------------------------------------------------------- telemetry
 
 
@@ -200,6 +237,7 @@ def measure(args):
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--window", type=float, default=1.0)
     ap.add_argument("--start-timeout", type=float, default=180.0)
+    ap.add_argument("--lcores", type=int, default=1, help="forwarding lcores (CPU time of the N busiest threads)")
     a = ap.parse_args(args)
 
     def fail(msg):
@@ -262,9 +300,9 @@ def measure(args):
     win_rx = [rate(x, y, 1, "ipackets") for x, y in zip(samples, samples[1:])]
     first, last = samples[0], samples[-1]
     best = max(range(len(win_tx)), key=lambda k: win_tx[k])
-    # The forwarding lcore: the thread that ran most over the interval.
+    # The forwarding lcores: the threads that ran most over the interval.
     busy = {t: last[3][t] - first[3].get(t, 0) for t in last[3]}
-    lcore_ns = max(busy.values()) if busy else 0
+    lcore_ns = sum(sorted(busy.values(), reverse=True)[: a.lcores])
     wall = last[0] - first[0]
     res = {
         "interval_s": round(last[0] - first[0], 3),
@@ -293,6 +331,13 @@ def report(results_path, json_out, meta_path):
     rows = [json.loads(l) for l in open(results_path) if l.strip()]
     meta = json.load(open(meta_path)) if meta_path and os.path.exists(meta_path) else {}
     ref = {r["flows"]: r for r in rows if r["case"] == "testpmd-macswap" and r.get("mpps")}
+    one = {r["flows"]: r for r in rows if r["case"] == "rvsd-dr-spread" and r.get("mpps")}
+    for r in rows:
+        # Scaling: a 2-worker run against the 1-worker run on the same flows.
+        b = one.get(r["flows"], {})
+        if r["case"].startswith("rvsd-dr-2w") and r.get("mpps") and b.get("mpps"):
+            r["x_one_worker"] = round(r["mpps"] / b["mpps"], 3)
+            r["note"] = (r.get("note", "") + "; " if r.get("note") else "") + "%.2fx one worker" % r["x_one_worker"]
     for r in rows:
         b = ref.get(r["flows"], {})
         for key, out in (("mpps", "ratio_macswap"), ("mpps_per_cpu_s", "ratio_macswap_per_cpu_s")):
@@ -362,6 +407,8 @@ def report(results_path, json_out, meta_path):
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "pcaps":
         gen_pcaps(sys.argv[2], int(sys.argv[3]))
+    elif len(sys.argv) >= 4 and sys.argv[1] == "spread":
+        gen_spread(sys.argv[2], int(sys.argv[3]))
     elif len(sys.argv) >= 2 and sys.argv[1] == "measure":
         measure(sys.argv[2:])
     elif len(sys.argv) >= 4 and sys.argv[1] == "report":

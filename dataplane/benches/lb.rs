@@ -433,10 +433,11 @@ fn bench_case(
         note,
     };
     println!(
-        "{}: {:.1} ns/packet, {:.2} Mpps (restore copy {:.1} ns/packet excluded){}{}",
+        "{}: {:.1} ns/packet, {:.2} Mpps over {} packets (restore copy {:.1} ns/packet excluded){}{}",
         row.name,
         row.ns_per_packet,
         1e3 / row.ns_per_packet,
+        acc.packets,
         row.copy_ns,
         if row.note.is_empty() { "" } else { "; " },
         row.note

@@ -36,6 +36,9 @@ struct Flow {
     dport: u16,
     tcp_flags: u8,
     fragment: bool,
+    /// DF set and longer than the path MTU: §4.1's frag-needed case for DR
+    /// and NAT (read once here instead of re-parsing at transmit).
+    too_big: bool,
 }
 
 /// Parses Ethernet + IPv4 + the first 4 bytes of TCP/UDP (and TCP flags).
@@ -87,7 +90,8 @@ fn parse<B: PacketBuf>(pkt: &mut B) -> Result<Flow, DropReason> {
         if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
             return Err(DropReason::MartianSource);
         }
-        let flow = Flow { proto, src, dst: ip.dst_addr(), sport, dport, tcp_flags, fragment };
+        let too_big = ip.dont_frag() && ip.total_len() > PATH_MTU;
+        let flow = Flow { proto, src, dst: ip.dst_addr(), sport, dport, tcp_flags, fragment, too_big };
         (flow, ethernet::HEADER_LEN + ip.total_len() as usize)
     };
     pkt.trim_to(frame_len);
@@ -136,13 +140,51 @@ pub fn owner_of(client: Ipv4Addr, prefix: u8, workers: usize) -> usize {
     ((u64::from(h) * workers as u64) >> 32) as usize
 }
 
+/// Slots of the per-worker next-hop cache (direct-mapped by destination).
+const HOP_SLOTS: usize = 256;
+
+/// A resolved next hop, cached: the destination it is for, the port, and
+/// both MACs to write. Valid for one snapshot and one `Learned`.
+#[derive(Clone, Copy, Default)]
+struct HopSlot {
+    dst: u32,
+    valid: bool,
+    port: u16,
+    dmac: [u8; 6],
+    smac: [u8; 6],
+}
+
+/// The (proto, src, sport, dst, dport) an IPv4 frame appears to carry, read
+/// without validation: for prefetch hints only.
+#[inline]
+fn peek_tuple(data: &[u8]) -> Option<(u8, Ipv4Addr, u16, Ipv4Addr, u16)> {
+    let ihl = usize::from(data.get(14)? & 0x0f) * 4;
+    if data.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let (proto, src, dst, ports) = (data.get(23)?, data.get(26..30)?, data.get(30..34)?, data.get(14 + ihl..18 + ihl)?);
+    let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+    Some((
+        *proto,
+        ip(src),
+        u16::from_be_bytes([ports[0], ports[1]]),
+        ip(dst),
+        u16::from_be_bytes([ports[2], ports[3]]),
+    ))
+}
+
 /// One worker's load-balancing state.
 pub struct Lb {
     pub worker: usize,
     pub conns: ConnTable,
     /// Neighbours and addresses learned at run time (the worker refreshes it
-    /// once per round from what the exception path publishes).
-    pub learned: std::sync::Arc<fwd::Learned>,
+    /// once per round from what the exception path publishes, through
+    /// [`Lb::set_learned`]).
+    learned: std::sync::Arc<fwd::Learned>,
+    /// Next hops resolved since the snapshot `hops_for` or `learned` last
+    /// changed: a route lookup and a neighbour lookup saved per packet.
+    hops: Box<[HopSlot; HOP_SLOTS]>,
+    hops_for: u64,
     ip_ident: u16,
     /// This worker's end of the sync daemon (specs/ipvs.md §5; `lb_sync.rs`).
     pub sync: Option<std::sync::Arc<crate::sync::SyncPort>>,
@@ -154,6 +196,8 @@ impl Lb {
             worker,
             conns: ConnTable::new(conns_capacity, seed),
             learned: Default::default(),
+            hops: Box::new([HopSlot::default(); HOP_SLOTS]),
+            hops_for: 0,
             ip_ident: (worker as u16).wrapping_mul(0x3fff),
             sync: None,
         }
@@ -161,21 +205,60 @@ impl Lb {
 
     /// Prefetches the connection-table buckets a frame will look up (both the
     /// client→VIP and the reply key). A hint: unvalidated reads, no effect on
-    /// what `process` decides. Call for a whole burst before processing it.
+    /// what `process` decides. Call for a whole burst before processing it,
+    /// then [`Lb::prefetch_entries`] for the same burst.
     #[inline]
     pub fn prefetch(&self, data: &[u8]) {
-        let Some(ihl) = data.get(14).map(|b| usize::from(b & 0x0f) * 4) else { return };
-        let (Some(proto), Some(src), Some(dst), Some(ports)) =
-            (data.get(23), data.get(26..30), data.get(30..34), data.get(14 + ihl..14 + ihl + 4))
-        else {
-            return;
-        };
-        if data.get(12..14) != Some(&[0x08, 0x00]) {
-            return;
+        if let Some((proto, src, sport, dst, dport)) = peek_tuple(data) {
+            self.conns.prefetch(proto, src, sport);
+            self.conns.prefetch(proto, dst, dport);
         }
-        let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
-        self.conns.prefetch(*proto, ip(src), u16::from_be_bytes([ports[0], ports[1]]));
-        self.conns.prefetch(*proto, ip(dst), u16::from_be_bytes([ports[2], ports[3]]));
+    }
+
+    /// The second stage of [`Lb::prefetch`]: the first entry of each chain
+    /// whose bucket the first stage brought in.
+    #[inline]
+    pub fn prefetch_entries(&self, data: &[u8]) {
+        if let Some((proto, src, sport, dst, dport)) = peek_tuple(data) {
+            self.conns.prefetch_entry(proto, src, sport);
+            self.conns.prefetch_entry(proto, dst, dport);
+        }
+    }
+
+    /// What the exception path learned (neighbours, kernel-held addresses).
+    pub fn learned(&self) -> &std::sync::Arc<fwd::Learned> {
+        &self.learned
+    }
+
+    /// Takes a new publication of what the exception path learned; forgets
+    /// the next hops resolved with the old one.
+    pub fn set_learned(&mut self, learned: std::sync::Arc<fwd::Learned>) {
+        self.learned = learned;
+        self.hops_for = 0;
+    }
+
+    /// The next hop toward `dst` with the MACs to write, from the cache or
+    /// resolved (and cached once the neighbour is known). Only resolved hops
+    /// are cached, so a packet waiting for ARP resolves again next time.
+    #[inline]
+    fn hop(&mut self, dst: Ipv4Addr, snap: &Snapshot) -> Result<(fwd::Hop, [u8; 6]), DropReason> {
+        if self.hops_for != snap.id {
+            self.hops.fill(HopSlot::default());
+            self.hops_for = snap.id;
+        }
+        let d = u32::from(dst);
+        let at = (d.wrapping_mul(0x9E37_79B1) >> 24) as usize % HOP_SLOTS;
+        if let Some(s) = self.hops.get(at) {
+            if s.valid && s.dst == d {
+                return Ok((fwd::Hop { port: s.port, next_hop: dst, mac: Some(s.dmac) }, s.smac));
+            }
+        }
+        let hop = snap.fib.resolve(dst, &self.learned)?;
+        let smac = snap.fib.port_mac(hop.port);
+        if let (Some(dmac), Some(s)) = (hop.mac, self.hops.get_mut(at)) {
+            *s = HopSlot { dst: d, valid: true, port: hop.port, dmac, smac };
+        }
+        Ok((hop, smac))
     }
 
     /// Runs the connection timers to `now` (seconds).
@@ -545,8 +628,8 @@ impl Lb {
         let vip = flow.dst;
         if method != FwdMethod::Tunnel {
             // §4.1: DF set and longer than the path MTU → frag needed, from the VIP.
-            if let Err(e) = xmit::check_mtu(pkt, PATH_MTU) {
-                return self.xmit_error(pkt, e, vip, in_port);
+            if flow.too_big {
+                return self.xmit_error(pkt, XmitError::FragNeeded { mtu: PATH_MTU }, vip, in_port);
             }
         }
         match method {
@@ -557,17 +640,18 @@ impl Lb {
                 self.route_to(pkt, daddr, snap)
             }
             FwdMethod::Route => {
-                let hop = match snap.fib.resolve(daddr, &self.learned) {
+                let (hop, smac) = match self.hop(daddr, snap) {
                     Ok(x) => x,
                     Err(r) => return Verdict::Drop(r),
                 };
-                match xmit::dr::rewrite(pkt, hop.mac_or_zero(), snap.fib.port_mac(hop.port)) {
+                // The frame passed `parse`: no second validation of its header.
+                match xmit::dr::rewrite_parsed(pkt, hop.mac_or_zero(), smac) {
                     Ok(()) => hop.verdict(),
                     Err(e) => self.xmit_error(pkt, e, vip, in_port),
                 }
             }
             FwdMethod::Tunnel => {
-                let hop = match snap.fib.resolve(daddr, &self.learned) {
+                let (hop, smac) = match self.hop(daddr, snap) {
                     Ok(x) => x,
                     Err(r) => return Verdict::Drop(r),
                 };
@@ -578,7 +662,7 @@ impl Lb {
                 if let Err(e) = xmit::tun::encapsulate(pkt, src, daddr, self.ip_ident, snap.knobs.pmtu_disc, PATH_MTU) {
                     return self.xmit_error(pkt, e, vip, in_port);
                 }
-                match xmit::set_macs(pkt, hop.mac_or_zero(), snap.fib.port_mac(hop.port)) {
+                match xmit::set_macs(pkt, hop.mac_or_zero(), smac) {
                     Ok(()) => hop.verdict(),
                     Err(e) => Verdict::Drop(xmit_drop(e)),
                 }
@@ -587,9 +671,9 @@ impl Lb {
     }
 
     /// Sets the MACs for the next hop to `dst` and picks the port.
-    fn route_to<B: PacketBuf>(&self, pkt: &mut B, dst: Ipv4Addr, snap: &Snapshot) -> Verdict {
-        match snap.fib.resolve(dst, &self.learned) {
-            Ok(hop) => match xmit::set_macs(pkt, hop.mac_or_zero(), snap.fib.port_mac(hop.port)) {
+    fn route_to<B: PacketBuf>(&mut self, pkt: &mut B, dst: Ipv4Addr, snap: &Snapshot) -> Verdict {
+        match self.hop(dst, snap) {
+            Ok((hop, smac)) => match xmit::set_macs(pkt, hop.mac_or_zero(), smac) {
                 Ok(()) => hop.verdict(),
                 Err(e) => Verdict::Drop(xmit_drop(e)),
             },

@@ -11,6 +11,9 @@ use crate::fwd::Fib;
 use crate::proto::Timeouts;
 use crate::service::{FwdMethod, Service, ServiceKey, PROTO_TCP};
 
+/// Up to this many VIPs, [`Snapshot::is_vip`] compares instead of hashing.
+const FEW_VIPS: usize = 8;
+
 /// One rule's counters on one worker.
 #[derive(Debug, Default)]
 pub struct RuleHits {
@@ -43,6 +46,9 @@ impl Default for Knobs {
 }
 
 pub struct Snapshot {
+    /// Unique per snapshot built (never reused): workers key what they
+    /// cache from a snapshot, such as resolved next hops, by it.
+    pub id: u64,
     pub fib: Fib,
     /// The firewall-mark rules (iptables mangle/PREROUTING MARK), compiled.
     pub fwmark: Classifier,
@@ -58,6 +64,9 @@ pub struct Snapshot {
     any_ftp: bool,
     /// Addresses of services (to tell load-balanced traffic from routed traffic).
     vips: HashSet<Ipv4Addr>,
+    /// The same addresses as `vips` when there are at most [`FEW_VIPS`]
+    /// (else empty): a handful of compares beats hashing on every packet.
+    few_vips: Vec<u32>,
     /// (proto, RIP, port) of NAT real servers: their packets are replies (§4.2).
     nat_dests: HashSet<(u8, Ipv4Addr, u16)>,
     /// RIPs of NAT real servers of fwmark/port-0 services (any port).
@@ -90,7 +99,9 @@ impl Snapshot {
                 }
             }
         }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Snapshot {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             fib,
             fwmark: Classifier::build(&[]),
             fwmark_hits: Box::new([]),
@@ -101,6 +112,7 @@ impl Snapshot {
             by_key,
             any_port0,
             any_ftp,
+            few_vips: if vips.len() <= FEW_VIPS { vips.iter().map(|&a| u32::from(a)).collect() } else { Vec::new() },
             vips,
             nat_dests,
             nat_dest_addrs,
@@ -189,6 +201,10 @@ impl Snapshot {
 
     #[inline]
     pub fn is_vip(&self, a: Ipv4Addr) -> bool {
+        if self.vips.len() <= FEW_VIPS {
+            let a = u32::from(a);
+            return self.few_vips.iter().any(|&v| v == a);
+        }
         self.vips.contains(&a)
     }
 

@@ -266,11 +266,14 @@ pub fn run(setup: WorkerSetup) -> i32 {
         let snap = snapshot.load();
         if let Some(l) = &learned {
             let now = l.load();
-            if !Arc::ptr_eq(&now, &lb.learned) {
-                lb.learned = Guard::into_inner(now);
+            if !Arc::ptr_eq(&now, lb.learned()) {
+                lb.set_learned(Guard::into_inner(now));
             }
         }
         clock.tick(dpdk::tsc_cycles());
+        // Timers first: a connection whose time ran out is gone for this
+        // round's packets.
+        lb.expire(clock.now_secs() as u32);
         let mut got = 0;
         let mut handled = 0u64;
         if !stop.rx.load(Relaxed) {
@@ -281,13 +284,20 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 }
                 got += n;
                 batch.prefetch_data();
+                // Two stages across the burst: the connection-table buckets,
+                // then the entries they point to.
+                let mut bytes = 0u64;
                 for m in batch.iter() {
+                    bytes += m.len() as u64;
                     lb.prefetch(m);
                 }
+                for m in batch.iter() {
+                    lb.prefetch_entries(m);
+                }
                 let pc = &counters.ports[*in_port as usize];
+                pc.rx_packets.add(n as u64);
+                pc.rx_bytes.add(bytes);
                 for m in batch.drain() {
-                    pc.rx_packets.add(1);
-                    pc.rx_bytes.add(m.data().len() as u64);
                     let mark = snap.mark_counted(m.data(), *in_port, id);
                     if workers > 1 {
                         if let Some(o) = lb::flow_owner(m.data(), mark, &snap, workers) {
@@ -333,7 +343,6 @@ pub fn run(setup: WorkerSetup) -> i32 {
         // Published after the flush, so "handled" never counts a packet still in
         // a local batch (replay mode waits for handled == received).
         counters.handled.add(handled);
-        lb.expire(clock.now_secs() as u32);
         crate::sync::install_pending(&mut lb, &ctl.sync, &snap, clock.now_secs() as u32);
         crate::sync::sweep(&lb, &ctl.sync, clock.now_secs() as u32);
         counters.conns_live.set(lb.conns.len() as u64);
@@ -363,20 +372,25 @@ fn handle(
     ts: &Option<TimestampField>,
     io: &mut Io<'_>,
 ) {
-    if let Some(f) = ts {
-        if let Some(ts_us) = m.rx_timestamp(f) {
-            // net_pcap stores the capture time in microseconds.
-            clock.observe(ts_us.saturating_mul(1000));
+    let now = match ts {
+        Some(f) => {
+            if let Some(ts_us) = m.rx_timestamp(f) {
+                // net_pcap stores the capture time in microseconds.
+                clock.observe(ts_us.saturating_mul(1000));
+            }
+            // Replay: the clock can jump within a burst, so timers run per
+            // packet (a connection whose time ran out is gone for this one).
+            let now = clock.now_secs() as u32;
+            lb.expire(now);
+            now
         }
-    }
+        // Live: the clock moves once per round, where the timers ran.
+        None => clock.now_secs() as u32,
+    };
     if m.nb_segs() != 1 {
         io.drop_pkt(m, DropReason::MultiSegment);
         return;
     }
-    // Timers first: a connection whose time ran out is gone for this packet
-    // (in replay mode the clock can jump within a burst).
-    let now = clock.now_secs() as u32;
-    lb.expire(now);
     match lb.process(&mut m, in_port, mark, snap, now, io.counters) {
         Verdict::Forward { port } => io.send(m, port),
         Verdict::Resolve { port, next_hop } => io.pass_exception(m, port, u32::from(next_hop), DropReason::NoNeighbor),

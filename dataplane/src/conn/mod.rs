@@ -228,6 +228,16 @@ impl ConnTable {
         }
     }
 
+    /// Prefetches the first entry of the chain a client endpoint hashes to
+    /// (the second stage, after [`ConnTable::prefetch`] brought the bucket in).
+    #[inline]
+    pub fn prefetch_entry(&self, proto: u8, caddr: Ipv4Addr, cport: u16) {
+        let b = self.bucket(proto, caddr, cport);
+        if let Some(c) = self.buckets.get(b).and_then(|&i| self.conns.get(i as usize)) {
+            prefetch(c as *const Conn as *const u8);
+        }
+    }
+
     fn find(&self, proto: u8, caddr: Ipv4Addr, cport: u16, mut pred: impl FnMut(&Conn) -> bool) -> Option<u32> {
         let mut i = *self.buckets.get(self.bucket(proto, caddr, cport))?;
         while i != NIL {

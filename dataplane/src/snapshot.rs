@@ -203,7 +203,7 @@ impl Snapshot {
     pub fn is_vip(&self, a: Ipv4Addr) -> bool {
         if self.vips.len() <= FEW_VIPS {
             let a = u32::from(a);
-            return self.few_vips.iter().any(|&v| v == a);
+            return self.few_vips.contains(&a);
         }
         self.vips.contains(&a)
     }

@@ -164,13 +164,7 @@ fn peek_tuple(data: &[u8]) -> Option<(u8, Ipv4Addr, u16, Ipv4Addr, u16)> {
     }
     let (proto, src, dst, ports) = (data.get(23)?, data.get(26..30)?, data.get(30..34)?, data.get(14 + ihl..18 + ihl)?);
     let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
-    Some((
-        *proto,
-        ip(src),
-        u16::from_be_bytes([ports[0], ports[1]]),
-        ip(dst),
-        u16::from_be_bytes([ports[2], ports[3]]),
-    ))
+    Some((*proto, ip(src), u16::from_be_bytes([ports[0], ports[1]]), ip(dst), u16::from_be_bytes([ports[2], ports[3]])))
 }
 
 /// One worker's load-balancing state.

@@ -459,19 +459,32 @@ impl Lb {
 
     /// Protocol state transition and timer re-arm for one packet (§3.4, §3.5).
     fn transition(&mut self, i: u32, flow: Flow, dir: Direction, snap: &Snapshot, now: u32) {
+        use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
         let Some(c) = self.conns.get(i) else { return };
-        let (timeout, control) = if flow.proto == PROTO_TCP {
-            let new = tcp::next_state(dir, flow.tcp_flags, c.tcp_state());
-            let control = c.control;
-            self.conns.set_tcp_state(i, new);
-            if new == TcpState::Established {
-                self.assure(control);
+        let timeout = if flow.proto == PROTO_TCP {
+            let cur = c.tcp_state();
+            // The common case, a plain ACK of an established connection, stays
+            // ESTABLISHED in every direction of the §3.4 table: no table
+            // lookup, no state change, only the timer moves (and a synced
+            // connection's template is assured as on any ESTABLISHED packet).
+            if cur == TcpState::Established && flow.tcp_flags & (SYN | FIN | RST | ACK) == ACK {
+                let control = c.control;
+                if control != crate::conn::NIL {
+                    self.assure(control);
+                }
+                snap.timeouts.tcp[TcpState::Established as usize]
+            } else {
+                let new = tcp::next_state(dir, flow.tcp_flags, cur);
+                let control = c.control;
+                self.conns.set_tcp_state(i, new);
+                if new == TcpState::Established {
+                    self.assure(control);
+                }
+                snap.timeouts.tcp[new as usize]
             }
-            (snap.timeouts.tcp[new as usize], control)
         } else {
-            (snap.timeouts.udp, c.control)
+            snap.timeouts.udp
         };
-        let _ = control;
         self.conns.touch(i, timeout, now);
     }
 

@@ -153,6 +153,19 @@ mod tests {
     use super::*;
     use crate::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN};
 
+    /// The premise of `Lb::transition`'s fast path: whatever else is set, an
+    /// ACK without SYN, FIN or RST keeps an established connection
+    /// established in every direction.
+    #[test]
+    fn plain_ack_keeps_established() {
+        for dir in [Direction::Input, Direction::Output, Direction::InputOnly] {
+            for extra in 0..=255u8 {
+                let f = (extra & !(SYN | FIN | RST)) | ACK;
+                assert_eq!(next_state(dir, f, Established), Established, "{dir:?} flags {f:#04x}");
+            }
+        }
+    }
+
     #[test]
     fn spec_table_spot_checks() {
         // Every cell of the §3.4 table, transcribed independently as strings.

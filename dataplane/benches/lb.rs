@@ -20,10 +20,10 @@
 //!   permutation of all of them up to 64k; 256k distinct flows out of 1M), so
 //!   at 1M the connection table and buckets are hit like real traffic, with
 //!   cache misses.
-//! - `dr_established_prefetch/{64k,1M}`: the same, but first prefetching the
-//!   bucket of every packet of the burst (`ConnTable::prefetch`, as DESIGN.md
-//!   asks; the worker does not do it yet). The key is read from the frame
-//!   inside the timed part.
+//! - `dr_established_prefetch/{64k,1M}`: the same, but first prefetching for
+//!   every packet of the burst the connection-table bucket, then the entry it
+//!   points to (`Lb::prefetch`, `Lb::prefetch_entries`), as the worker does
+//!   for each rx burst. The keys are read from the frames inside the timed part.
 //! - `nat_established/{in,out}_64k`: NAT, client → VIP and real server →
 //!   client replies.
 //! - `tun_established/64k`: IPIP (prepends the outer header).
@@ -357,11 +357,13 @@ impl Case {
                     }
                 }
                 if self.prefetch {
+                    // What the worker does for each rx burst: the buckets,
+                    // then the entries they point to.
                     for b in &self.bufs {
-                        if let (Some(a), Some(p)) = (b.data().get(26..30), b.data().get(34..36)) {
-                            let src = Ipv4Addr::new(a[0], a[1], a[2], a[3]);
-                            self.lb.conns.prefetch(6, src, u16::from_be_bytes([p[0], p[1]]));
-                        }
+                        self.lb.prefetch(b.data());
+                    }
+                    for b in &self.bufs {
+                        self.lb.prefetch_entries(b.data());
                     }
                 }
                 for b in self.bufs.iter_mut() {

@@ -80,20 +80,38 @@ pub fn encapsulate<B: PacketBuf>(
     let mut inner = ipv4::Packet::new_checked(inner).map_err(|_| XmitError::Malformed)?;
     let ttl = inner.decrement_ttl_incremental();
 
-    // The headroom holds whatever was there: every byte is written.
-    outer_hdr.fill(0);
-    let mut outer = ipv4::Packet::new_unchecked(outer_hdr);
-    outer.set_version_and_header_len(OUTER_LEN);
-    outer.set_dscp(tos >> 2);
-    outer.set_ecn(tos & 0x03);
-    outer.set_total_len((OUTER_LEN + inner_len) as u16);
-    outer.set_ident(ident);
-    outer.set_dont_frag(df);
-    outer.set_ttl(ttl);
-    outer.set_protocol(IpProto::Ipip);
-    outer.set_src_addr(outer_src);
-    outer.set_dst_addr(outer_dst);
-    outer.fill_checksum();
+    // The whole outer header at once (the headroom holds whatever was there:
+    // every byte is written), checksummed with the checksum field zero.
+    let [l0, l1] = ((OUTER_LEN + inner_len) as u16).to_be_bytes();
+    let [i0, i1] = ident.to_be_bytes();
+    let [s0, s1, s2, s3] = outer_src.octets();
+    let [d0, d1, d2, d3] = outer_dst.octets();
+    let mut h: [u8; OUTER_LEN] = [
+        0x45, // version 4, IHL 5
+        tos,
+        l0,
+        l1,
+        i0,
+        i1,
+        if df { 0x40 } else { 0 },
+        0,
+        ttl,
+        IpProto::Ipip.0,
+        0,
+        0,
+        s0,
+        s1,
+        s2,
+        s3,
+        d0,
+        d1,
+        d2,
+        d3,
+    ];
+    let c = crate::checksum::finish(crate::checksum::sum(&h, 0)).to_be_bytes();
+    h[10] = c[0];
+    h[11] = c[1];
+    outer_hdr.copy_from_slice(&h);
     Ok(())
 }
 

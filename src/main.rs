@@ -154,13 +154,14 @@ fn serve(config_path: &Path, cfg: &conf::Config, workers: usize, replay: bool, e
                 &pool,
             )?;
             println!(
-                "rvsd: port {} = {} (dpdk port {}), mac {}, {} rx / {} tx queue(s){}{}",
+                "rvsd: port {} = {} (dpdk port {}), mac {}, {} rx / {} tx queue(s){}{}{}",
                 p.name,
                 dev_name,
                 port.id,
                 conf::MacAddr(port.mac),
                 port.rx_queues,
                 port.tx_queues,
+                if port.rx_ip_checksum { ", IPv4 checksums checked by the device" } else { "" },
                 if port.promiscuous_fallback { ", promiscuous (device refused the configured MAC)" } else { "" },
                 if replay && ts_field.is_none() { ", no rx timestamp field (replay clock stays at 0)" } else { "" },
             );

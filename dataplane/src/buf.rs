@@ -20,6 +20,13 @@ pub trait PacketBuf {
     fn trim_to(&mut self, len: usize) -> bool;
     fn headroom(&self) -> usize;
 
+    /// What the device said of the IPv4 header checksum: `Some(true)` checked
+    /// good, `Some(false)` checked bad, `None` not checked (then software
+    /// checks it). Buffers that never met a device return `None`.
+    fn ip_checksum_verified(&self) -> Option<bool> {
+        None
+    }
+
     /// Packet length in bytes.
     fn len(&self) -> usize {
         self.data().len()

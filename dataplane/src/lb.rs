@@ -45,13 +45,15 @@ struct Flow {
 /// Returns the flow and trims Ethernet padding.
 #[inline]
 fn parse<B: PacketBuf>(pkt: &mut B) -> Result<Flow, DropReason> {
+    let device_checked = pkt.ip_checksum_verified();
     let (flow, frame_len) = {
         let eth = ethernet::Frame::new_checked(pkt.data()).map_err(|_| DropReason::EthTruncated)?;
         if eth.raw_ethertype() != EtherType::Ipv4 {
             return Err(DropReason::NotIpv4);
         }
         let ip = ipv4::Packet::new_checked(eth.payload()).map_err(|_| DropReason::Ipv4Invalid)?;
-        if !ip.verify_checksum() {
+        // The device's verdict where it checked (RX offload), else ours.
+        if !device_checked.unwrap_or_else(|| ip.verify_checksum()) {
             return Err(DropReason::Ipv4BadChecksum);
         }
         let proto = ip.protocol().0;

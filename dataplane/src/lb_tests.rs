@@ -822,3 +822,50 @@ fn next_hop_cache_follows_snapshot_and_learned_neighbours() {
     let (_, out) = r.send(&s3, &tcp(client(1), 1000, VIP, 80, ACK), 0);
     assert_eq!(out[..6], [2, 0, 0, 0, 0xbb, 11], "ARP saw a new MAC: the cache forgot the old one");
 }
+
+/// A buffer as a device with RX IPv4 checksum offload hands it over.
+struct DeviceChecked(VecBuf, Option<bool>);
+
+impl PacketBuf for DeviceChecked {
+    fn data(&self) -> &[u8] {
+        self.0.data()
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.0.data_mut()
+    }
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.0.prepend(n)
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        self.0.adj(n)
+    }
+    fn trim_to(&mut self, len: usize) -> bool {
+        self.0.trim_to(len)
+    }
+    fn headroom(&self) -> usize {
+        self.0.headroom()
+    }
+    fn ip_checksum_verified(&self) -> Option<bool> {
+        self.1
+    }
+}
+
+/// With RX checksum offload the device's verdict on the IPv4 header checksum
+/// replaces the software check; without one (UNKNOWN) software checks.
+#[test]
+fn device_checksum_verdict_replaces_the_software_check() {
+    let mut r = Rig::new();
+    let s =
+        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Route, 1)])], Knobs::default());
+    let good = tcp(client(1), 1000, VIP, 80, SYN);
+    let mut bad = good.clone();
+    bad[24] ^= 0xff; // IPv4 header checksum
+    let mut go = |frame: &[u8], verdict: Option<bool>| {
+        let mut b = DeviceChecked(VecBuf::new(frame, 128), verdict);
+        r.lb.process(&mut b, 0, 0, &s, 0, &r.counters)
+    };
+    assert_eq!(go(&bad, None), Verdict::Drop(DropReason::Ipv4BadChecksum), "software check");
+    assert_eq!(go(&good, Some(false)), Verdict::Drop(DropReason::Ipv4BadChecksum), "device said bad");
+    assert_eq!(go(&bad, Some(true)), Verdict::Forward { port: 1 }, "device said good: not checked again");
+    assert_eq!(go(&good, None), Verdict::Forward { port: 1 });
+}

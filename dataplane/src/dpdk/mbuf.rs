@@ -110,6 +110,17 @@ impl Drop for Mbuf {
 }
 
 impl PacketBuf for Mbuf {
+    /// The RX IPv4 checksum flags a device with `RTE_ETH_RX_OFFLOAD_IPV4_CKSUM`
+    /// sets; a device without it leaves them UNKNOWN (0).
+    #[inline]
+    fn ip_checksum_verified(&self) -> Option<bool> {
+        match self.raw().ol_flags & u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_MASK) {
+            f if f == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD) => Some(true),
+            f if f == u64::from(dpdk_sys::RTE_MBUF_F_RX_IP_CKSUM_BAD) => Some(false),
+            _ => None,
+        }
+    }
+
     #[inline]
     fn data(&self) -> &[u8] {
         let m = self.raw();

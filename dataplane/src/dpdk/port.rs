@@ -6,6 +6,7 @@ use super::mbuf::{MbufBatch, BURST};
 use super::mempool::Mempool;
 
 const RX_OFFLOAD_TIMESTAMP: u64 = 1 << 14; // RTE_ETH_RX_OFFLOAD_TIMESTAMP
+const RX_OFFLOAD_IPV4_CKSUM: u64 = 1 << 1; // RTE_ETH_RX_OFFLOAD_IPV4_CKSUM
 const RX_DESC: u16 = 1024;
 const TX_DESC: u16 = 1024;
 
@@ -41,6 +42,8 @@ pub struct Port {
     pub tx_queues: u16,
     /// Whether the PMD stamps received packets.
     pub rx_timestamp: bool,
+    /// The device checks IPv4 header checksums on receive.
+    pub rx_ip_checksum: bool,
     /// Set when the device refused the configured MAC and promiscuous mode was
     /// enabled instead, so frames to that MAC still arrive.
     pub promiscuous_fallback: bool,
@@ -103,6 +106,12 @@ impl Port {
         if rx_timestamp {
             conf.rxmode.offloads |= RX_OFFLOAD_TIMESTAMP;
         }
+        // The device checks IPv4 header checksums where it can (the load
+        // balancer then skips its own check, `PacketBuf::ip_checksum_verified`).
+        let rx_ip_checksum = info.rx_offload_capa & RX_OFFLOAD_IPV4_CKSUM != 0;
+        if rx_ip_checksum {
+            conf.rxmode.offloads |= RX_OFFLOAD_IPV4_CKSUM;
+        }
         // SAFETY: id is valid; conf is a fully initialised rte_eth_conf.
         let rc = unsafe { dpdk_sys::rte_eth_dev_configure(id, rxq, txq, &conf) };
         if rc != 0 {
@@ -158,7 +167,16 @@ impl Port {
                 addr.addr_bytes
             }
         };
-        Ok(Port { id, mac, rx_queues: rxq, tx_queues: txq, rx_timestamp, promiscuous_fallback, handed_out: false })
+        Ok(Port {
+            id,
+            mac,
+            rx_queues: rxq,
+            tx_queues: txq,
+            rx_timestamp,
+            rx_ip_checksum,
+            promiscuous_fallback,
+            handed_out: false,
+        })
     }
 
     /// Every rx and tx queue, each handed out once (to the worker that will own it).

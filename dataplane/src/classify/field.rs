@@ -23,6 +23,8 @@
 
 use std::collections::HashMap;
 
+use crate::dpdk::prefetch;
+
 /// Inclusive ranges over a field's value space, sorted, disjoint, merged.
 pub type Ranges = Vec<(u64, u64)>;
 
@@ -240,6 +242,17 @@ impl FieldTable {
             let hi = self.top.get(h + 1).copied().unwrap_or(0) as usize;
             // The interval holding `v` is one of lo..=hi.
             lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v))
+        }
+    }
+
+    /// Prefetches the block index entry [`FieldTable::interval_of`] reads
+    /// first for `v` (a hint; small tables have none and stay cached).
+    #[inline]
+    pub fn prefetch_interval(&self, v: u32) {
+        if v >= self.top_lo && v < self.top_hi {
+            if let Some(e) = self.top.get(((v - self.top_lo) >> self.shift) as usize) {
+                prefetch(e as *const u32 as *const u8);
+            }
         }
     }
 

@@ -38,6 +38,7 @@ const fn l4_header_len(proto: u8) -> Option<usize> {
 impl Key {
     /// Reads the key of an Ethernet frame, or `None` for a frame iptables
     /// would never see (not IPv4, or an IPv4 header `ip_rcv` rejects).
+    #[inline]
     pub fn parse(frame: &[u8]) -> Option<Key> {
         let eth = ethernet::Frame::new_checked(frame).ok()?;
         if eth.ethertype() != EtherType::Ipv4 {

@@ -47,11 +47,15 @@
 //! [`Classifier::classify`] allocates nothing, takes no lock and cannot
 //! panic (every table access is checked).
 
+mod burst;
 mod field;
 pub mod key;
+mod region;
 pub mod rule;
 
 use field::{complement, intersect, normalize, FieldTable, Ranges};
+use region::{push_regions, Hit, Region};
+pub use burst::BURST;
 pub use key::{Key, NO_PORT};
 pub use rule::{classify_linear, Action, InPortMatch, PortMatch, Prefix, ProtoMatch, Rule};
 
@@ -63,9 +67,10 @@ pub struct RuleCounter {
     pub bytes: u64,
 }
 
+/// A field; `as usize` is its index in [`values`] and in a bit's record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    Src,
+    Src = 0,
     Dst,
     Proto,
     Sport,
@@ -80,7 +85,7 @@ const L4_MAX: u64 = NO_PORT as u64;
 /// Up to this many rules, [`Classifier`] keeps the rules and walks them in
 /// order (what [`classify_linear`] does): a handful of compares beats the
 /// tables' binary searches and bitset ANDs.
-const LINEAR_MAX: usize = 16;
+const LINEAR_MAX: usize = 0;
 
 /// At most this many candidates from the primary field are checked one by
 /// one instead of looking up and ANDing every other field.
@@ -107,9 +112,12 @@ pub struct Classifier {
     /// candidate bits (wildcards included, in bit order) in `prim_bits`, or
     /// `len == u32::MAX` when there are more than [`VERIFY_MAX`].
     prim: Vec<(u32, u32)>,
-    /// A candidate bit, as the offset of its record in `conds`.
+    /// A candidate bit, as the index of its first region in `regions`.
     prim_bits: Vec<u32>,
-    /// Per bit, one record: four header entries (the number of ranges of
+    /// Per bit, its condition as one or more regions ([`region`]), in bit
+    /// order: what the candidates are checked against.
+    regions: Vec<Region>,
+    /// Per bit with an inexact region (see [`region`]), one record: four header entries (the number of ranges of
     /// each field in [`Kind`] order, 16 bits each, [`ANY`] for a field it
     /// does not constrain; the rule; the action),
     /// then the ranges of values where the bit's condition on each field
@@ -253,9 +261,11 @@ impl Classifier {
             (Kind::InPort, column(|s| &s.in_port), PORT_MAX),
         ];
         let mut conds = Vec::new();
-        let mut off = Vec::with_capacity(sets.len());
+        let mut regions = Vec::new();
+        let mut first_region = Vec::with_capacity(sets.len());
         for (s, &(rule, action)) in sets.iter().zip(&bits) {
-            off.push(conds.len() as u32);
+            let at = conds.len();
+            first_region.push(regions.len() as u32);
             // A field the bit does not constrain (its whole value space) is
             // count ANY and no ranges.
             let full = |r: &Ranges, max: u64| r.as_slice() == [(0, max)];
@@ -286,6 +296,9 @@ impl Classifier {
             conds.push((mask, 0));
             for r in f.into_iter().flatten() {
                 conds.extend(r.iter().take(ANY - 1).map(|&(lo, hi)| (lo as u32, hi as u32)));
+            }
+            if push_regions(&mut regions, &f, rule, action, at as u32) {
+                conds.truncate(at); // exact regions: the record is not needed
             }
         }
         let mut fields = Vec::new();
@@ -319,7 +332,7 @@ impl Classifier {
                                 break 'row;
                             }
                             let bit = (c * 64 + b as usize) * 64 + w.trailing_zeros() as usize;
-                            prim_bits.push(off.get(bit).copied().unwrap_or(0));
+                            prim_bits.push(first_region.get(bit).copied().unwrap_or(0));
                             w &= w - 1;
                         }
                     }
@@ -332,7 +345,18 @@ impl Classifier {
         if let Some((_, t)) = fields.get(primary) {
             prim = t.interval_rows().iter().map(|&r| prim_row.get(r as usize).copied().unwrap_or((0, 0))).collect();
         }
-        Classifier { fields, linear: Vec::new(), bits, primary, prim, prim_bits, conds, chunks, rules: rules.len() }
+        Classifier {
+            fields,
+            linear: Vec::new(),
+            bits,
+            primary,
+            prim,
+            prim_bits,
+            regions,
+            conds,
+            chunks,
+            rules: rules.len(),
+        }
     }
 
     /// Number of rules compiled in.
@@ -359,6 +383,7 @@ impl Classifier {
         self.fields.iter().map(|(_, t)| t.bytes()).sum::<usize>()
             + self.bits.len() * 12
             + self.conds.len() * 8
+            + self.regions.len() * std::mem::size_of::<Region>()
             + self.prim.len() * 8
             + self.prim_bits.len() * 4
             + linear
@@ -406,41 +431,63 @@ impl Classifier {
     /// [`Classifier::classify_key`] through the tables (kept out of line so
     /// that the small linear case inlines into the caller lean).
     #[inline(never)]
-    fn classify_tables(&self, k: &Key, in_port: u16, mut on_match: impl FnMut(usize)) -> u32 {
-        let vals = [k.src, k.dst, u32::from(k.proto), k.sport, k.dport, u32::from(in_port)];
-        let value = |kind: Kind| match kind {
-            Kind::Src => k.src,
-            Kind::Dst => k.dst,
-            Kind::Proto => u32::from(k.proto),
-            Kind::Sport => k.sport,
-            Kind::Dport => k.dport,
-            Kind::InPort => u32::from(in_port),
-        };
+    fn classify_tables(&self, k: &Key, in_port: u16, on_match: impl FnMut(usize)) -> u32 {
+        let vals = values(k, in_port);
         // The primary field's candidates alone, if few: check each directly.
         if let Some((kind, t)) = self.fields.get(self.primary) {
-            let (start, len) = self.prim.get(t.interval_of(value(*kind))).copied().unwrap_or((0, 0));
+            let (start, len) = self.prim.get(t.interval_of(value(&vals, *kind))).copied().unwrap_or((0, 0));
             if len != u32::MAX {
-                let cand = self.prim_bits.get(start as usize..start as usize + len as usize).unwrap_or(&[]);
-                let mut mark = 0u32;
-                let mut last = u32::MAX;
-                for &at in cand {
-                    let Some((rule, action)) = self.holds(at as usize, &vals) else { continue };
-                    if rule == last {
-                        continue; // another sub-rule of a rule already applied
-                    }
-                    last = rule;
-                    on_match(rule as usize);
-                    if !action.apply(&mut mark) {
-                        return mark;
-                    }
-                }
+                return self.verify(start, len, &vals, on_match);
+            }
+        }
+        self.classify_and(&vals, on_match)
+    }
+
+    /// The mark from the primary field's candidate list `prim_bits[start..start
+    /// + len]`, each checked directly against `vals` (in [`Kind`] order).
+    #[inline]
+    fn verify(&self, start: u32, len: u32, vals: &[u32; 6], mut on_match: impl FnMut(usize)) -> u32 {
+        let cand = self.prim_bits.get(start as usize..start as usize + len as usize).unwrap_or(&[]);
+        let mut mark = 0u32;
+        let mut last = u32::MAX;
+        for &first in cand {
+            let Some((rule, action)) = self.check(first as usize, vals) else { continue };
+            if rule == last {
+                continue; // another sub-rule of a rule already applied
+            }
+            last = rule;
+            on_match(rule as usize);
+            if !action.apply(&mut mark) {
                 return mark;
             }
         }
+        mark
+    }
+
+    /// The rule and action of the bit whose regions start at `first`, if
+    /// `vals` lie in one of them (and, for an inexact one, in the bit's
+    /// exact ranges).
+    #[inline]
+    fn check(&self, first: usize, vals: &[u32; 6]) -> Option<(u32, Action)> {
+        let mut j = first;
+        loop {
+            let g = self.regions.get(j)?;
+            match g.check(vals) {
+                Hit::Yes(rule, action) => return Some((rule, action)),
+                Hit::Maybe(at) => return self.holds(at, vals),
+                Hit::No if g.more() == 0 => return None,
+                Hit::No => j += 1,
+            }
+        }
+    }
+
+    /// The mark through every constrained field's table: the AND of their
+    /// rows, walked in bit order.
+    fn classify_and(&self, vals: &[u32; 6], mut on_match: impl FnMut(usize)) -> u32 {
         let mut rows = [0usize; 6];
         let n = self.fields.len().min(6);
         for (row, (kind, t)) in rows.iter_mut().zip(&self.fields) {
-            *row = t.row_of(value(*kind));
+            *row = t.row_of(value(vals, *kind));
         }
         let fields = self.fields.get(..n).unwrap_or(&[]);
         let mut mark = 0u32;
@@ -475,6 +522,17 @@ impl Classifier {
         }
         mark
     }
+}
+
+/// A key's field values in [`Kind`] order (what `Kind as usize` indexes).
+#[inline]
+fn values(k: &Key, in_port: u16) -> [u32; 6] {
+    [k.src, k.dst, u32::from(k.proto), k.sport, k.dport, u32::from(in_port)]
+}
+
+#[inline]
+fn value(vals: &[u32; 6], kind: Kind) -> u32 {
+    vals.get(kind as usize).copied().unwrap_or(0)
 }
 
 impl Classifier {

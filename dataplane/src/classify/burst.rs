@@ -6,13 +6,16 @@
 //!
 //! Stages, each over the whole burst: parse and validate every frame's key
 //! (the caller has prefetched the frames' first cache line, as the worker
-//! does for each rx burst); prefetch each key's block index entry in the
-//! primary field; find each key's elementary interval and prefetch its
-//! candidate list; prefetch each candidate list's first records; then
-//! check the candidates (or AND every field's row, for the rare interval
-//! with more than `VERIFY_MAX` candidates) and apply the actions in rule
-//! order. Results equal the per-frame path's by construction: the last
-//! stage is the per-frame code on the same key.
+//! does for each rx burst); read each key's block index entry in the
+//! primary field (prefetched the stage before), prefetch the interval
+//! starts of its block; find its elementary interval, prefetch its
+//! candidate list entry; prefetch a lone candidate's region, or the list
+//! and then its first two candidates' regions; then check the candidates
+//! (or AND every field's row, for the rare interval with more than
+//! `VERIFY_MAX` candidates) and apply the actions in rule order. Each
+//! stage reads only what the one before prefetched, so one frame's misses
+//! overlap the other 31's. Results equal the per-frame path's by
+//! construction: the last stage is the per-frame code on the same key.
 //!
 //! Fixed-size stack arrays only (longer slices are cut into bursts of
 //! [`BURST`]): no allocation, no lock, no panic.
@@ -109,29 +112,48 @@ impl Classifier {
             *v = values(k, in_port);
             t.prefetch_interval(super::value(v, kind));
         }
-        // Stage 3: each key's interval; prefetch its candidate list entry.
-        let mut iv = [0usize; BURST];
-        for (i, v) in iv.iter_mut().zip(&vals).take(n) {
-            *i = t.interval_of(super::value(v, kind));
-            if let Some(p) = self.prim.get(*i) {
+        // Stage 3: each key's block; prefetch the interval starts in it.
+        let mut iv = [(0usize, 0usize); BURST];
+        for (r, v) in iv.iter_mut().zip(&vals).take(n) {
+            *r = t.interval_range(super::value(v, kind));
+            t.prefetch_starts(r.0, r.1);
+        }
+        // Stage 4: each key's interval; prefetch its candidate list entry.
+        let mut lists = [(0u32, 0u32); BURST];
+        for (r, v) in iv.iter_mut().zip(&vals).take(n) {
+            r.0 = t.interval_in(super::value(v, kind), r.0, r.1);
+            if let Some(p) = self.prim.get(r.0) {
                 prefetch(p as *const (u32, u32) as *const u8);
             }
         }
-        // Stage 4: each list's first two candidates' regions.
-        let mut lists = [(0u32, 0u32); BURST];
-        for (l, &i) in lists.iter_mut().zip(&iv).take(n) {
+        // Stage 5: each candidate list; prefetch a lone candidate's region,
+        // or the list.
+        for (l, &(i, _)) in lists.iter_mut().zip(&iv).take(n) {
             *l = self.prim.get(i).copied().unwrap_or((0, 0));
             let (start, len) = *l;
-            if len != u32::MAX {
+            let at = if len == 1 {
+                self.regions.get(start as usize).map(|r| r as *const Region as *const u8)
+            } else if len > 1 && len != u32::MAX {
+                self.prim_bits.get(start as usize).map(|b| b as *const u32 as *const u8)
+            } else {
+                None
+            };
+            if let Some(at) = at {
+                prefetch(at);
+            }
+        }
+        // Stage 6: the first two candidates' regions of longer lists.
+        for &(start, len) in lists.iter().take(n) {
+            if len > 1 && len != u32::MAX {
                 let s = start as usize;
-                for &first in self.prim_bits.get(s..s + (len as usize).min(2)).unwrap_or(&[]) {
+                for &first in self.prim_bits.get(s..s + 2).unwrap_or(&[]) {
                     if let Some(r) = self.regions.get(first as usize) {
                         prefetch(r as *const Region as *const u8);
                     }
                 }
             }
         }
-        // Stage 5: check the candidates, apply the actions.
+        // Stage 7: check the candidates, apply the actions.
         for (i, (((m, k), v), &(start, len))) in marks.iter_mut().zip(&keys).zip(&vals).zip(&lists).enumerate() {
             let ok = ok.get(i).copied().unwrap_or(false);
             let hit = |r| on_match(base + i, r, k.len);

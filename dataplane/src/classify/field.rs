@@ -230,18 +230,43 @@ impl FieldTable {
     /// The index of the elementary interval holding `v`.
     #[inline]
     pub fn interval_of(&self, v: u32) -> usize {
+        let (lo, hi) = self.interval_range(v);
+        self.interval_in(v, lo, hi)
+    }
+
+    /// First half of [`FieldTable::interval_of`]: the interval holding `v`
+    /// is one of `lo..=hi` (one block index entry read, if any).
+    #[inline]
+    pub fn interval_range(&self, v: u32) -> (usize, usize) {
+        let last = self.starts.len().saturating_sub(1);
         if self.top.is_empty() {
-            self.starts.partition_point(|&s| s <= v).saturating_sub(1)
+            (0, last)
         } else if v < self.top_lo {
-            0
+            (0, 0)
         } else if v >= self.top_hi {
-            self.starts.len().saturating_sub(1)
+            (last, last)
         } else {
             let h = ((v - self.top_lo) >> self.shift) as usize;
             let lo = self.top.get(h).copied().unwrap_or(0) as usize;
             let hi = self.top.get(h + 1).copied().unwrap_or(0) as usize;
-            // The interval holding `v` is one of lo..=hi.
-            lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v))
+            (lo, hi)
+        }
+    }
+
+    /// Second half of [`FieldTable::interval_of`]: the interval among
+    /// `lo..=hi` holding `v` (no memory read when `lo == hi`).
+    #[inline]
+    pub fn interval_in(&self, v: u32, lo: usize, hi: usize) -> usize {
+        lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v))
+    }
+
+    /// Prefetches what [`FieldTable::interval_in`] reads (a hint).
+    #[inline]
+    pub fn prefetch_starts(&self, lo: usize, hi: usize) {
+        if hi > lo {
+            if let Some(s) = self.starts.get(lo + 1) {
+                prefetch(s as *const u32 as *const u8);
+            }
         }
     }
 

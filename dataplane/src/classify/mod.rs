@@ -110,7 +110,9 @@ pub struct Classifier {
     primary: usize,
     /// Per elementary interval of the primary field: `(start, len)` of its
     /// candidate bits (wildcards included, in bit order) in `prim_bits`, or
-    /// `len == u32::MAX` when there are more than [`VERIFY_MAX`].
+    /// `len == u32::MAX` when there are more than [`VERIFY_MAX`]. With
+    /// `len == 1`, `start` is the candidate itself (its first region); an
+    /// interval without candidates has `(Region::never(), 1)`.
     prim: Vec<(u32, u32)>,
     /// A candidate bit, as the index of its first region in `regions`.
     prim_bits: Vec<u32>,
@@ -343,7 +345,21 @@ impl Classifier {
             }
         }
         if let Some((_, t)) = fields.get(primary) {
-            prim = t.interval_rows().iter().map(|&r| prim_row.get(r as usize).copied().unwrap_or((0, 0))).collect();
+            // A list of one is its candidate itself: one read fewer; an
+            // empty one is the region no key lies in, so that the common
+            // case (one candidate or none) takes one branch-free check.
+            let never = regions.len() as u32;
+            regions.push(Region::never());
+            let one = |(start, len): (u32, u32)| match len {
+                0 => (never, 1),
+                1 => (prim_bits.get(start as usize).copied().unwrap_or(0), 1),
+                _ => (start, len),
+            };
+            prim = t
+                .interval_rows()
+                .iter()
+                .map(|&r| one(prim_row.get(r as usize).copied().unwrap_or((0, 0))))
+                .collect();
         }
         Classifier {
             fields,
@@ -443,11 +459,26 @@ impl Classifier {
         self.classify_and(&vals, on_match)
     }
 
-    /// The mark from the primary field's candidate list `prim_bits[start..start
-    /// + len]`, each checked directly against `vals` (in [`Kind`] order).
+    /// The mark from the primary field's candidate list `(start, len)` (see
+    /// `prim`), each checked directly against `vals` (in [`Kind`] order).
     #[inline]
     fn verify(&self, start: u32, len: u32, vals: &[u32; 6], mut on_match: impl FnMut(usize)) -> u32 {
-        let cand = self.prim_bits.get(start as usize..start as usize + len as usize).unwrap_or(&[]);
+        // One candidate of one exact region (or none: `Region::never`): no
+        // branch on the key but the counting one.
+        if len == 1 {
+            if let Some(g) = self.regions.get(start as usize).filter(|g| g.alone()) {
+                let hit = g.contains(vals);
+                if hit {
+                    on_match(g.rule() as usize);
+                }
+                return if hit { g.mark_from_zero() } else { 0 };
+            }
+        }
+        let one = [start];
+        let cand = match len {
+            1 => &one[..],
+            _ => self.prim_bits.get(start as usize..start as usize + len as usize).unwrap_or(&[]),
+        };
         let mut mark = 0u32;
         let mut last = u32::MAX;
         for &first in cand {

@@ -49,9 +49,18 @@ pub enum Hit {
 }
 
 impl Region {
+    /// A region no key lies in (an input port past `u16`): the candidate
+    /// of an interval without one, so that every list has at least one.
+    pub fn never() -> Region {
+        let mut g = Region { lo: [0; 6], span: [u32::MAX; 6], meta: 3, ..Region::default() };
+        g.lo[5] = 1 << 16;
+        g.span[5] = 0;
+        g
+    }
+
     /// Whether `vals` (field values in `Kind` order) lie in the region.
     #[inline(always)]
-    fn contains(&self, vals: &[u32; 6]) -> bool {
+    pub fn contains(&self, vals: &[u32; 6]) -> bool {
         let mut inside = true;
         for ((&v, &lo), &span) in vals.iter().zip(&self.lo).zip(&self.span) {
             inside &= v.wrapping_sub(lo) <= span;
@@ -63,6 +72,28 @@ impl Region {
     #[inline(always)]
     pub fn more(&self) -> usize {
         ((self.meta >> MORE_SHIFT) & MORE_MASK) as usize
+    }
+
+    /// Whether the bit is this one exact region.
+    #[inline(always)]
+    pub fn alone(&self) -> bool {
+        self.meta & (INEXACT | MORE_MASK << MORE_SHIFT) == 0
+    }
+
+    #[inline(always)]
+    pub fn rule(&self) -> u32 {
+        self.rule
+    }
+
+    /// The mark the bit's action makes of mark 0: what a packet gets when
+    /// this is the only rule it matches.
+    #[inline(always)]
+    pub fn mark_from_zero(&self) -> u32 {
+        if self.meta & TAG_MASK == 0 {
+            self.value
+        } else {
+            0
+        }
     }
 
     #[inline(always)]

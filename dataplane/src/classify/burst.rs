@@ -21,7 +21,6 @@
 //! [`BURST`]): no allocation, no lock, no panic.
 
 use super::{values, Classifier, Key, Region, RuleCounter, NO_PORT};
-use crate::classify::rule::classify_linear;
 use crate::dpdk::prefetch;
 
 /// Frames classified together; longer slices are taken [`BURST`] at a time.
@@ -99,10 +98,7 @@ impl Classifier {
             }
         }
         let Some((kind, t)) = self.fields.get(self.primary) else {
-            // Linear: a few rules, all cached; nothing to overlap.
-            for (i, ((m, k), &ok)) in marks.iter_mut().zip(&keys).zip(&ok).enumerate() {
-                *m = if ok { classify_linear(&self.linear, k, in_port, |r| on_match(base + i, r, k.len)) } else { 0 };
-            }
+            marks.fill(0); // no rules
             return;
         };
         let kind = *kind;

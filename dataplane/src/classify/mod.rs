@@ -19,33 +19,44 @@
 //! Structure: the six fields (source, destination, protocol, source port,
 //! destination port, input port) are each cut into elementary intervals,
 //! each interval mapped to the compressed bitset of rules whose condition on
-//! that field holds there ([`field`]). A packet costs one binary search per
-//! constrained field, the AND of one summary word per 4,096 rules, the AND of
-//! the few words where every field has a candidate, and a walk over the set
-//! bits in rule order. A rule with multiport `--ports` (source OR
-//! destination port) becomes two sub-rules on adjacent bits, counted and
-//! applied once.
+//! that field holds there ([`field`]). A packet costs one interval lookup
+//! per constrained field (a block index, then a search among the few
+//! interval starts of one block), the AND of one summary word per 4,096
+//! rules, the AND of the few words where every field has a candidate, and
+//! a walk over the set bits in rule order. A rule with multiport `--ports`
+//! (source OR destination port) becomes two sub-rules on adjacent bits,
+//! counted and applied once.
 //!
 //! Rules that do not constrain a field are not copied into each of its
 //! intervals' bitsets but kept in one shared wildcard bitset per field, ORed
 //! in at lookup (see [`field`]), so the tables stay small and cache-resident
-//! whatever the mix of conditions. Up to [`LINEAR_MAX`] rules there are no
-//! tables: the rules are walked in order, as [`classify_linear`] does.
+//! whatever the mix of conditions.
 //!
 //! Short cut: the most selective field (fewest candidates per interval,
 //! wildcards included; with /32 VIPs the destination) is looked up first;
 //! when it leaves at most [`VERIFY_MAX`] candidate bits, each is checked
-//! directly against its sub-rule's ranges, in bit order, and the other
-//! fields' tables are not touched. A packet then costs about one lookup
+//! directly against its regions, in bit order, and the other fields' tables
+//! are not touched. A region ([`region`]) is a box over the six fields, one
+//! cache line, checked with six compares and no branch; a bit is one
+//! region, or a few for a list of ports or a negation, or an inexact hull
+//! confirmed against the bit's exact ranges (`conds`) when it would take
+//! more. An interval with one candidate (or none, given as a region no key
+//! lies in) stores it in place. A packet then costs about one lookup
 //! whatever the rule count; otherwise it takes the full AND above.
 //!
-//! Counters: [`Classifier::classify_counted`] adds each matched rule's
-//! packet and IPv4 length into a per-worker `&mut [RuleCounter]` indexed by
-//! rule (no shared writes); indices past the slice are not counted, so a
-//! worker that has not resized its slice after a rule change cannot panic.
+//! Bursts: [`Classifier::classify_burst`] and its counted variants do the
+//! same for up to [`BURST`] frames at a time, stage by stage, prefetching
+//! what the next stage reads so that the frames' cache misses overlap
+//! ([`burst`]); this is the worker's path and the fast one.
 //!
-//! [`Classifier::classify`] allocates nothing, takes no lock and cannot
-//! panic (every table access is checked).
+//! Counters: [`Classifier::classify_counted`] and
+//! [`Classifier::classify_burst_counted`] add each matched rule's packet and
+//! IPv4 length into a per-worker `&mut [RuleCounter]` indexed by rule (no
+//! shared writes); indices past the slice are not counted, so a worker that
+//! has not resized its slice after a rule change cannot panic.
+//!
+//! Classification allocates nothing, takes no lock and cannot panic (every
+//! table access is checked).
 
 mod burst;
 mod field;
@@ -82,11 +93,6 @@ const ADDR_MAX: u64 = u32::MAX as u64;
 const PORT_MAX: u64 = 65535;
 const L4_MAX: u64 = NO_PORT as u64;
 
-/// Up to this many rules, [`Classifier`] keeps the rules and walks them in
-/// order (what [`classify_linear`] does): a handful of compares beats the
-/// tables' binary searches and bitset ANDs.
-const LINEAR_MAX: usize = 0;
-
 /// At most this many candidates from the primary field are checked one by
 /// one instead of looking up and ANDing every other field.
 const VERIFY_MAX: usize = 16;
@@ -98,15 +104,13 @@ const ANY: usize = 0xffff;
 #[derive(Debug, Default)]
 pub struct Classifier {
     /// Constrained fields only (protocol is always kept, so there is one);
-    /// empty when the rules are evaluated linearly (see [`LINEAR_MAX`]).
+    /// empty without rules.
     fields: Vec<(Kind, FieldTable)>,
-    /// The rules themselves, with at most [`LINEAR_MAX`] of them (else empty).
-    linear: Vec<Rule>,
     /// Per bit: the rule it stands for and that rule's action.
     bits: Vec<(u32, Action)>,
     /// Index in `fields` of the most selective field: a packet first takes
     /// that field's candidates alone, and when there are at most
-    /// [`VERIFY_MAX`] checks them directly against `conds`.
+    /// [`VERIFY_MAX`] checks them directly against their `regions`.
     primary: usize,
     /// Per elementary interval of the primary field: `(start, len)` of its
     /// candidate bits (wildcards included, in bit order) in `prim_bits`, or
@@ -236,14 +240,8 @@ fn expand(r: &Rule) -> Vec<Sets> {
 impl Classifier {
     /// Compiles `rules` (control side: allocates; about 0.1 s for 10,000).
     pub fn build(rules: &[Rule]) -> Classifier {
-        Classifier::build_with(rules, LINEAR_MAX)
-    }
-
-    /// [`Classifier::build`] with tables from `linear_max + 1` rules on (the
-    /// tests use 0 to check the tables on small rule sets).
-    fn build_with(rules: &[Rule], linear_max: usize) -> Classifier {
-        if rules.len() <= linear_max {
-            return Classifier { linear: rules.to_vec(), rules: rules.len(), ..Classifier::default() };
+        if rules.is_empty() {
+            return Classifier::default();
         }
         let mut bits = Vec::new();
         let mut sets: Vec<Sets> = Vec::new();
@@ -363,7 +361,6 @@ impl Classifier {
         }
         Classifier {
             fields,
-            linear: Vec::new(),
             bits,
             primary,
             prim,
@@ -386,23 +383,12 @@ impl Classifier {
 
     /// Heap bytes held by the tables (for the operator and the benchmark).
     pub fn bytes(&self) -> usize {
-        let linear: usize = self
-            .linear
-            .iter()
-            .map(|r| {
-                let ports = r.sport.iter().chain(&r.dport).chain(&r.ports);
-                std::mem::size_of::<Rule>()
-                    + ports.map(|m| std::mem::size_of::<PortMatch>() + m.ranges.len() * 4).sum::<usize>()
-                    + r.in_port.as_ref().map_or(0, |m| m.ports.len() * 2)
-            })
-            .sum();
         self.fields.iter().map(|(_, t)| t.bytes()).sum::<usize>()
             + self.bits.len() * 12
             + self.conds.len() * 8
             + self.regions.len() * std::mem::size_of::<Region>()
             + self.prim.len() * 8
             + self.prim_bits.len() * 4
-            + linear
     }
 
     /// The mark of an Ethernet frame received on `in_port`.
@@ -439,13 +425,13 @@ impl Classifier {
     #[inline]
     pub fn classify_key(&self, k: &Key, in_port: u16, on_match: impl FnMut(usize)) -> u32 {
         if self.fields.is_empty() {
-            return classify_linear(&self.linear, k, in_port, on_match);
+            return 0; // no rules
         }
         self.classify_tables(k, in_port, on_match)
     }
 
-    /// [`Classifier::classify_key`] through the tables (kept out of line so
-    /// that the small linear case inlines into the caller lean).
+    /// [`Classifier::classify_key`] through the tables (kept out of line:
+    /// the per-frame callers stay small).
     #[inline(never)]
     fn classify_tables(&self, k: &Key, in_port: u16, on_match: impl FnMut(usize)) -> u32 {
         let vals = values(k, in_port);

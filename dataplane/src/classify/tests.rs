@@ -280,30 +280,6 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn tables_match_linear(rules in prop::collection::vec(arb_rule(), 0..40), keys in prop::collection::vec(arb_key(), 1..40)) {
-        // Small rule sets through the tables, not the linear fallback.
-        let c = Classifier::build_with(&rules, 0);
-        for (k, in_port) in &keys {
-            let mut want = Vec::new();
-            let mut got = Vec::new();
-            let m1 = classify_linear(&rules, k, *in_port, |i| want.push(i));
-            let m2 = c.classify_key(k, *in_port, |i| got.push(i));
-            prop_assert_eq!(m2, m1, "key {:?} in_port {}", k, in_port);
-            prop_assert_eq!(got, want);
-        }
-    }
-
-    #[test]
-    fn tables_never_panic(rules in prop::collection::vec(arb_rule(), 0..10), frame in prop::collection::vec(any::<u8>(), 0..80)) {
-        let c = Classifier::build_with(&rules, 0);
-        let _ = c.classify(&frame, 0);
-    }
-}
-
-proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
@@ -471,7 +447,6 @@ proptest! {
     #[test]
     fn burst_matches_per_frame_small(rules in prop::collection::vec(arb_rule(), 0..40), frames in arb_frames(), in_port in 0u16..5) {
         burst_matches_per_frame(&Classifier::build(&rules), &frames, in_port)?;
-        burst_matches_per_frame(&Classifier::build_with(&rules, 0), &frames, in_port)?;
     }
 }
 
@@ -490,7 +465,7 @@ proptest! {
 #[test]
 fn burst_marks_shorter_than_frames() {
     let r = Rule { dst: Some(Prefix { addr: ip([10, 0, 0, 100]), len: 32, negate: false }), ..Rule::any(mark(7)) };
-    let c = Classifier::build_with(&[r], 0);
+    let c = Classifier::build(&[r]);
     let f = tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1, 80);
     let frames = [f.as_slice(); 40];
     let mut marks = [0u32; 35];

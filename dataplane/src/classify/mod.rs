@@ -449,11 +449,12 @@ impl Classifier {
     /// `prim`), each checked directly against `vals` (in [`Kind`] order).
     #[inline]
     fn verify(&self, start: u32, len: u32, vals: &[u32; 6], mut on_match: impl FnMut(usize)) -> u32 {
-        // One candidate of one exact region (or none: `Region::never`): no
+        // One candidate of exact regions (or none: `Region::never`): no
         // branch on the key but the counting one.
         if len == 1 {
-            if let Some(g) = self.regions.get(start as usize).filter(|g| g.alone()) {
-                let hit = g.contains(vals);
+            let s = start as usize;
+            if let Some(g) = self.regions.get(s).filter(|g| g.exact()) {
+                let hit = self.regions.get(s..=s + g.more()).unwrap_or(&[]).iter().fold(false, |h, r| h | r.contains(vals));
                 if hit {
                     on_match(g.rule() as usize);
                 }

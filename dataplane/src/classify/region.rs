@@ -74,10 +74,10 @@ impl Region {
         ((self.meta >> MORE_SHIFT) & MORE_MASK) as usize
     }
 
-    /// Whether the bit is this one exact region.
+    /// Whether the region is exact (so are the others of its bit).
     #[inline(always)]
-    pub fn alone(&self) -> bool {
-        self.meta & (INEXACT | MORE_MASK << MORE_SHIFT) == 0
+    pub fn exact(&self) -> bool {
+        self.meta & INEXACT == 0
     }
 
     #[inline(always)]

@@ -64,10 +64,10 @@ pub mod key;
 mod region;
 pub mod rule;
 
-use field::{complement, intersect, normalize, FieldTable, Ranges};
-use region::{push_regions, Hit, Region};
 pub use burst::BURST;
+use field::{complement, intersect, normalize, FieldTable, Ranges};
 pub use key::{Key, NO_PORT};
+use region::{push_regions, Hit, Region};
 pub use rule::{classify_linear, Action, InPortMatch, PortMatch, Prefix, ProtoMatch, Rule};
 
 /// Packets and bytes (IPv4 total length, as iptables counts `skb->len`)
@@ -353,23 +353,10 @@ impl Classifier {
                 1 => (prim_bits.get(start as usize).copied().unwrap_or(0), 1),
                 _ => (start, len),
             };
-            prim = t
-                .interval_rows()
-                .iter()
-                .map(|&r| one(prim_row.get(r as usize).copied().unwrap_or((0, 0))))
-                .collect();
+            prim =
+                t.interval_rows().iter().map(|&r| one(prim_row.get(r as usize).copied().unwrap_or((0, 0)))).collect();
         }
-        Classifier {
-            fields,
-            bits,
-            primary,
-            prim,
-            prim_bits,
-            regions,
-            conds,
-            chunks,
-            rules: rules.len(),
-        }
+        Classifier { fields, bits, primary, prim, prim_bits, regions, conds, chunks, rules: rules.len() }
     }
 
     /// Number of rules compiled in.
@@ -454,7 +441,8 @@ impl Classifier {
         if len == 1 {
             let s = start as usize;
             if let Some(g) = self.regions.get(s).filter(|g| g.exact()) {
-                let hit = self.regions.get(s..=s + g.more()).unwrap_or(&[]).iter().fold(false, |h, r| h | r.contains(vals));
+                let hit =
+                    self.regions.get(s..=s + g.more()).unwrap_or(&[]).iter().fold(false, |h, r| h | r.contains(vals));
                 if hit {
                     on_match(g.rule() as usize);
                 }

@@ -145,7 +145,8 @@ pub fn push_regions(
         return false;
     }
     for k in 0..count {
-        let mut g = Region { rule, value, mask, meta: tag | ((count - 1 - k) as u32) << MORE_SHIFT, ..Region::default() };
+        let mut g =
+            Region { rule, value, mask, meta: tag | ((count - 1 - k) as u32) << MORE_SHIFT, ..Region::default() };
         // Mixed radix: field i's digit picks one of its ranges.
         let mut rest = k;
         for (i, (lo, span)) in g.lo.iter_mut().zip(g.span.iter_mut()).enumerate() {

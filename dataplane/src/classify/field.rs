@@ -81,8 +81,7 @@ pub struct FieldTable {
     starts: Vec<u32>,
     /// Row id of each interval.
     rows: Vec<u32>,
-    /// With more than two intervals (a block index beats even a short
-    /// binary search): for each value of `(v - top_lo) >> shift`, the
+    /// With many intervals: for each value of `(v - top_lo) >> shift`, the
     /// interval holding `top_lo + ((v - top_lo) >> shift << shift)` (one
     /// more entry at the end), so a lookup searches only the intervals inside
     /// one 2^shift block instead of binary-searching a large, cold array.
@@ -178,7 +177,7 @@ impl FieldTable {
         let nwild = wild.iter().map(|w| w.count_ones() as usize).sum::<usize>();
         t.trivial = nwild == nbits;
         t.mean_bits = nwild as f64 + own_bits as f64 / t.starts.len().max(1) as f64;
-        if t.starts.len() > 2 {
+        if t.starts.len() > 32 {
             t.top_lo = t.starts.get(1).copied().unwrap_or(0);
             t.top_hi = t.starts.last().copied().unwrap_or(0);
             let span = u64::from(t.top_hi - t.top_lo);

@@ -497,3 +497,25 @@ fn snapshot_burst_counts_per_worker() {
     assert_eq!(s.mark_counted(&hit, 0, 0), 10);
     assert_eq!(s.fwmark_totals(), vec![(2, 62), (3, 93)]);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn parse_fast_path_equals_typed_views(
+        (k, _) in arb_key(),
+        edits in prop::collection::vec((0usize..48, any::<u8>()), 0..4),
+        cut in 0usize..70,
+    ) {
+        // Valid frames with a few bytes changed (ethertype, version/IHL,
+        // lengths, fragment bits, protocol) and cut short.
+        let mut f = frame_of(&k);
+        for (at, v) in edits {
+            if let Some(b) = f.get_mut(at) {
+                *b = [v, 0x45, 0x08, 0x00, 0x46, 0x20, 0x3f][usize::from(v) % 7];
+            }
+        }
+        f.truncate(f.len().saturating_sub(cut % 30));
+        prop_assert_eq!(Key::parse(&f), Key::parse_any(&f));
+    }
+}

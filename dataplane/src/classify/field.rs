@@ -75,24 +75,37 @@ pub fn intersect(a: &Ranges, b: &Ranges) -> Ranges {
     out
 }
 
+/// Most interval starts a block may hold for a lookup to compare them all
+/// (no branch on the value) rather than binary-search them.
+const BLOCK_SCAN: usize = 8;
+
+/// Most block index entries per elementary interval.
+const BLOCK_BUDGET: u64 = 4;
+
 #[derive(Debug, Default)]
 pub struct FieldTable {
     /// First value of each elementary interval.
     starts: Vec<u32>,
     /// Row id of each interval.
     rows: Vec<u32>,
-    /// With many intervals: for each value of `(v - top_lo) >> shift`, the
-    /// interval holding `top_lo + ((v - top_lo) >> shift << shift)` (one
-    /// more entry at the end), so a lookup searches only the intervals inside
-    /// one 2^shift block instead of binary-searching a large, cold array.
-    /// The index covers `[top_lo, top_hi)`, the span between the first and
-    /// last interval boundaries (rules' addresses cluster: 10,000 VIPs in a
-    /// /10 get blocks of 128 addresses), with at most two entries per
-    /// interval; below it is interval 0, from `top_hi` on the last one.
+    /// With more than two intervals: for each value of `(v - top_lo) >>
+    /// shift`, the interval holding `top_lo + ((v - top_lo) >> shift <<
+    /// shift)` (one more entry at the end), so a lookup reads one entry and
+    /// then compares the few interval starts inside one 2^shift block (a
+    /// fixed count of them, `scan`, so no branch depends on the value)
+    /// instead of binary-searching a large, cold array. The index covers
+    /// `[top_lo, top_hi)`, the span between the first and last interval
+    /// boundaries (rules' addresses cluster: 10,000 VIPs in a /10), with
+    /// blocks as large as keep `scan` within [`BLOCK_SCAN`] and at most
+    /// [`BLOCK_BUDGET`] entries per interval; below it is interval 0, from
+    /// `top_hi` on the last one.
     top: Vec<u32>,
     shift: u32,
     top_lo: u32,
     top_hi: u32,
+    /// Most interval starts inside one block (after its first interval):
+    /// up to [`BLOCK_SCAN`], a lookup compares all of that many.
+    scan: usize,
     /// Per row, per chunk: which words of the chunk are non-zero.
     sum: Vec<u64>,
     /// Per row, per chunk: index in `words` of the chunk's first word.
@@ -177,27 +190,47 @@ impl FieldTable {
         let nwild = wild.iter().map(|w| w.count_ones() as usize).sum::<usize>();
         t.trivial = nwild == nbits;
         t.mean_bits = nwild as f64 + own_bits as f64 / t.starts.len().max(1) as f64;
-        if t.starts.len() > 32 {
+        if t.starts.len() > 2 {
             t.top_lo = t.starts.get(1).copied().unwrap_or(0);
             t.top_hi = t.starts.last().copied().unwrap_or(0);
             let span = u64::from(t.top_hi - t.top_lo);
-            let budget = 2 * t.starts.len() as u64;
-            while (span >> t.shift) + 1 > budget {
-                t.shift += 1;
+            // Blocks as large as leave at most BLOCK_SCAN starts inside one,
+            // within BLOCK_BUDGET entries per interval; else the smallest
+            // blocks that budget allows.
+            let n = t.starts.len() as u64;
+            t.shift = 32;
+            while t.shift > 0 && (span >> (t.shift - 1)) < BLOCK_BUDGET * n {
+                let top = t.block_index(t.shift - 1);
+                let scan = top.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as usize;
+                t.shift -= 1;
+                t.top = top;
+                t.scan = scan;
+                if scan <= BLOCK_SCAN {
+                    break;
+                }
             }
-            let blocks = (span >> t.shift) + 1;
-            let mut i = 0usize;
-            t.top = (0..=blocks)
-                .map(|b| {
-                    let v = u64::from(t.top_lo) + (b << t.shift);
-                    while t.starts.get(i + 1).is_some_and(|&s| u64::from(s) <= v) {
-                        i += 1;
-                    }
-                    i as u32
-                })
-                .collect();
+            if t.top.is_empty() {
+                t.top = t.block_index(t.shift);
+                t.scan = t.top.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as usize;
+            }
         }
         t
+    }
+
+    /// The block index for blocks of `2^shift` values from `top_lo`.
+    fn block_index(&self, shift: u32) -> Vec<u32> {
+        let span = u64::from(self.top_hi - self.top_lo);
+        let blocks = (span >> shift) + 1;
+        let mut i = 0usize;
+        (0..=blocks)
+            .map(|b| {
+                let v = u64::from(self.top_lo) + (b << shift);
+                while self.starts.get(i + 1).is_some_and(|&s| u64::from(s) <= v) {
+                    i += 1;
+                }
+                i as u32
+            })
+            .collect()
     }
 
     fn push_row(&mut self, set: &[u64]) {
@@ -257,7 +290,17 @@ impl FieldTable {
     /// `lo..=hi` holding `v` (no memory read when `lo == hi`).
     #[inline]
     pub fn interval_in(&self, v: u32, lo: usize, hi: usize) -> usize {
-        lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v))
+        if self.top.is_empty() || self.scan > BLOCK_SCAN {
+            return lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v));
+        }
+        // The starts after `lo` up to `hi` that are <= v; those past `hi`
+        // are above the block, so counting a fixed `scan` of them is the
+        // same, with no branch on `v`.
+        let mut n = lo;
+        for s in self.starts.iter().skip(lo + 1).take(self.scan) {
+            n += usize::from(*s <= v);
+        }
+        n
     }
 
     /// Prefetches what [`FieldTable::interval_in`] reads (a hint).

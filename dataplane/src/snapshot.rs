@@ -152,6 +152,28 @@ impl Snapshot {
         })
     }
 
+    /// [`Snapshot::mark_of`] of each frame of a burst, into `marks` (the
+    /// first `min(frames.len(), marks.len())`; see
+    /// [`Classifier::classify_burst`]). Prefetch the frames first.
+    #[inline]
+    pub fn marks_of_burst(&self, frames: &[&[u8]], in_port: u16, marks: &mut [u32]) {
+        self.fwmark.classify_burst(frames, in_port, marks);
+    }
+
+    /// [`Snapshot::mark_counted`] of each frame of a burst, into `marks`,
+    /// counting the matched rules in `worker`'s counters: the worker's rx
+    /// path, one call per rx burst after prefetching the frames.
+    #[inline]
+    pub fn marks_counted_burst(&self, frames: &[&[u8]], in_port: u16, worker: usize, marks: &mut [u32]) {
+        let hits = self.fwmark_hits.get(worker);
+        self.fwmark.classify_burst_with(frames, in_port, marks, |_, i, len| {
+            if let Some(h) = hits.and_then(|h| h.get(i)) {
+                h.packets.add(1);
+                h.bytes.add(u64::from(len));
+            }
+        });
+    }
+
     /// Packets and bytes each rule matched, summed over workers.
     pub fn fwmark_totals(&self) -> Vec<(u64, u64)> {
         let mut t = vec![(0, 0); self.fwmark.len()];

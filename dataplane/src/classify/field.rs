@@ -23,6 +23,8 @@
 
 use std::collections::HashMap;
 
+use crate::dpdk::prefetch;
+
 /// Inclusive ranges over a field's value space, sorted, disjoint, merged.
 pub type Ranges = Vec<(u64, u64)>;
 
@@ -73,24 +75,37 @@ pub fn intersect(a: &Ranges, b: &Ranges) -> Ranges {
     out
 }
 
+/// Most interval starts a block may hold for a lookup to compare them all
+/// (no branch on the value) rather than binary-search them.
+const BLOCK_SCAN: usize = 8;
+
+/// Most block index entries per elementary interval.
+const BLOCK_BUDGET: u64 = 4;
+
 #[derive(Debug, Default)]
 pub struct FieldTable {
     /// First value of each elementary interval.
     starts: Vec<u32>,
     /// Row id of each interval.
     rows: Vec<u32>,
-    /// With many intervals: for each value of `(v - top_lo) >> shift`, the
-    /// interval holding `top_lo + ((v - top_lo) >> shift << shift)` (one
-    /// more entry at the end), so a lookup searches only the intervals inside
-    /// one 2^shift block instead of binary-searching a large, cold array.
-    /// The index covers `[top_lo, top_hi)`, the span between the first and
-    /// last interval boundaries (rules' addresses cluster: 10,000 VIPs in a
-    /// /10 get blocks of 128 addresses), with at most two entries per
-    /// interval; below it is interval 0, from `top_hi` on the last one.
+    /// With more than two intervals: for each value of `(v - top_lo) >>
+    /// shift`, the interval holding `top_lo + ((v - top_lo) >> shift <<
+    /// shift)` (one more entry at the end), so a lookup reads one entry and
+    /// then compares the few interval starts inside one 2^shift block (a
+    /// fixed count of them, `scan`, so no branch depends on the value)
+    /// instead of binary-searching a large, cold array. The index covers
+    /// `[top_lo, top_hi)`, the span between the first and last interval
+    /// boundaries (rules' addresses cluster: 10,000 VIPs in a /10), with
+    /// blocks as large as keep `scan` within [`BLOCK_SCAN`] and at most
+    /// [`BLOCK_BUDGET`] entries per interval; below it is interval 0, from
+    /// `top_hi` on the last one.
     top: Vec<u32>,
     shift: u32,
     top_lo: u32,
     top_hi: u32,
+    /// Most interval starts inside one block (after its first interval):
+    /// up to [`BLOCK_SCAN`], a lookup compares all of that many.
+    scan: usize,
     /// Per row, per chunk: which words of the chunk are non-zero.
     sum: Vec<u64>,
     /// Per row, per chunk: index in `words` of the chunk's first word.
@@ -175,27 +190,47 @@ impl FieldTable {
         let nwild = wild.iter().map(|w| w.count_ones() as usize).sum::<usize>();
         t.trivial = nwild == nbits;
         t.mean_bits = nwild as f64 + own_bits as f64 / t.starts.len().max(1) as f64;
-        if t.starts.len() > 32 {
+        if t.starts.len() > 2 {
             t.top_lo = t.starts.get(1).copied().unwrap_or(0);
             t.top_hi = t.starts.last().copied().unwrap_or(0);
             let span = u64::from(t.top_hi - t.top_lo);
-            let budget = 2 * t.starts.len() as u64;
-            while (span >> t.shift) + 1 > budget {
-                t.shift += 1;
+            // Blocks as large as leave at most BLOCK_SCAN starts inside one,
+            // within BLOCK_BUDGET entries per interval; else the smallest
+            // blocks that budget allows.
+            let n = t.starts.len() as u64;
+            t.shift = 32;
+            while t.shift > 0 && (span >> (t.shift - 1)) < BLOCK_BUDGET * n {
+                let top = t.block_index(t.shift - 1);
+                let scan = top.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as usize;
+                t.shift -= 1;
+                t.top = top;
+                t.scan = scan;
+                if scan <= BLOCK_SCAN {
+                    break;
+                }
             }
-            let blocks = (span >> t.shift) + 1;
-            let mut i = 0usize;
-            t.top = (0..=blocks)
-                .map(|b| {
-                    let v = u64::from(t.top_lo) + (b << t.shift);
-                    while t.starts.get(i + 1).is_some_and(|&s| u64::from(s) <= v) {
-                        i += 1;
-                    }
-                    i as u32
-                })
-                .collect();
+            if t.top.is_empty() {
+                t.top = t.block_index(t.shift);
+                t.scan = t.top.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0) as usize;
+            }
         }
         t
+    }
+
+    /// The block index for blocks of `2^shift` values from `top_lo`.
+    fn block_index(&self, shift: u32) -> Vec<u32> {
+        let span = u64::from(self.top_hi - self.top_lo);
+        let blocks = (span >> shift) + 1;
+        let mut i = 0usize;
+        (0..=blocks)
+            .map(|b| {
+                let v = u64::from(self.top_lo) + (b << shift);
+                while self.starts.get(i + 1).is_some_and(|&s| u64::from(s) <= v) {
+                    i += 1;
+                }
+                i as u32
+            })
+            .collect()
     }
 
     fn push_row(&mut self, set: &[u64]) {
@@ -228,18 +263,64 @@ impl FieldTable {
     /// The index of the elementary interval holding `v`.
     #[inline]
     pub fn interval_of(&self, v: u32) -> usize {
+        let (lo, hi) = self.interval_range(v);
+        self.interval_in(v, lo, hi)
+    }
+
+    /// First half of [`FieldTable::interval_of`]: the interval holding `v`
+    /// is one of `lo..=hi` (one block index entry read, if any).
+    #[inline]
+    pub fn interval_range(&self, v: u32) -> (usize, usize) {
+        let last = self.starts.len().saturating_sub(1);
         if self.top.is_empty() {
-            self.starts.partition_point(|&s| s <= v).saturating_sub(1)
+            (0, last)
         } else if v < self.top_lo {
-            0
+            (0, 0)
         } else if v >= self.top_hi {
-            self.starts.len().saturating_sub(1)
+            (last, last)
         } else {
             let h = ((v - self.top_lo) >> self.shift) as usize;
             let lo = self.top.get(h).copied().unwrap_or(0) as usize;
             let hi = self.top.get(h + 1).copied().unwrap_or(0) as usize;
-            // The interval holding `v` is one of lo..=hi.
-            lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v))
+            (lo, hi)
+        }
+    }
+
+    /// Second half of [`FieldTable::interval_of`]: the interval among
+    /// `lo..=hi` holding `v` (no memory read when `lo == hi`).
+    #[inline]
+    pub fn interval_in(&self, v: u32, lo: usize, hi: usize) -> usize {
+        if self.top.is_empty() || self.scan > BLOCK_SCAN {
+            return lo + self.starts.get(lo + 1..=hi).map_or(0, |s| s.partition_point(|&s| s <= v));
+        }
+        // The starts after `lo` up to `hi` that are <= v; those past `hi`
+        // are above the block, so counting a fixed `scan` of them is the
+        // same, with no branch on `v`.
+        let mut n = lo;
+        for s in self.starts.iter().skip(lo + 1).take(self.scan) {
+            n += usize::from(*s <= v);
+        }
+        n
+    }
+
+    /// Prefetches what [`FieldTable::interval_in`] reads (a hint).
+    #[inline]
+    pub fn prefetch_starts(&self, lo: usize, hi: usize) {
+        if hi > lo {
+            if let Some(s) = self.starts.get(lo + 1) {
+                prefetch(s as *const u32 as *const u8);
+            }
+        }
+    }
+
+    /// Prefetches the block index entry [`FieldTable::interval_of`] reads
+    /// first for `v` (a hint; small tables have none and stay cached).
+    #[inline]
+    pub fn prefetch_interval(&self, v: u32) {
+        if v >= self.top_lo && v < self.top_hi {
+            if let Some(e) = self.top.get(((v - self.top_lo) >> self.shift) as usize) {
+                prefetch(e as *const u32 as *const u8);
+            }
         }
     }
 

@@ -35,10 +35,58 @@ const fn l4_header_len(proto: u8) -> Option<usize> {
     }
 }
 
+/// [`l4_header_len`] by protocol number, 0 for none: a load, not a branch
+/// per protocol.
+const L4_HEADER_LEN: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut p = 0;
+    while p < 256 {
+        if let Some(n) = l4_header_len(p as u8) {
+            t[p] = n as u8;
+        }
+        p += 1;
+    }
+    t
+};
+
 impl Key {
     /// Reads the key of an Ethernet frame, or `None` for a frame iptables
     /// would never see (not IPv4, or an IPv4 header `ip_rcv` rejects).
+    #[inline]
     pub fn parse(frame: &[u8]) -> Option<Key> {
+        // The common frame (untagged IPv4, 20-byte header) read at fixed
+        // offsets; the same checks as `parse_any`, which takes the rest.
+        if let Some(h) = frame.first_chunk::<34>() {
+            if h[12..15] == [0x08, 0x00, 0x45] {
+                let total = u16::from_be_bytes([h[16], h[17]]);
+                if total < 20 || usize::from(total) > frame.len() - 14 {
+                    return None; // ip_rcv drops it
+                }
+                let proto = h[23];
+                let need = usize::from(L4_HEADER_LEN[usize::from(proto)]);
+                let first = u16::from_be_bytes([h[20], h[21]]) & 0x1fff == 0;
+                let (mut sport, mut dport) = (NO_PORT, NO_PORT);
+                if first && need != 0 && usize::from(total) - 20 >= need {
+                    if let Some(&[a, b, c, d]) = frame.get(34..38) {
+                        sport = u32::from(u16::from_be_bytes([a, b]));
+                        dport = u32::from(u16::from_be_bytes([c, d]));
+                    }
+                }
+                return Some(Key {
+                    src: u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
+                    dst: u32::from_be_bytes([h[30], h[31], h[32], h[33]]),
+                    proto,
+                    sport,
+                    dport,
+                    len: total,
+                });
+            }
+        }
+        Key::parse_any(frame)
+    }
+
+    /// [`Key::parse`] through the typed views: any frame.
+    pub(super) fn parse_any(frame: &[u8]) -> Option<Key> {
         let eth = ethernet::Frame::new_checked(frame).ok()?;
         if eth.ethertype() != EtherType::Ipv4 {
             return None;

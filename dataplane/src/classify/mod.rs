@@ -19,40 +19,55 @@
 //! Structure: the six fields (source, destination, protocol, source port,
 //! destination port, input port) are each cut into elementary intervals,
 //! each interval mapped to the compressed bitset of rules whose condition on
-//! that field holds there ([`field`]). A packet costs one binary search per
-//! constrained field, the AND of one summary word per 4,096 rules, the AND of
-//! the few words where every field has a candidate, and a walk over the set
-//! bits in rule order. A rule with multiport `--ports` (source OR
-//! destination port) becomes two sub-rules on adjacent bits, counted and
-//! applied once.
+//! that field holds there ([`field`]). A packet costs one interval lookup
+//! per constrained field (a block index, then a search among the few
+//! interval starts of one block), the AND of one summary word per 4,096
+//! rules, the AND of the few words where every field has a candidate, and
+//! a walk over the set bits in rule order. A rule with multiport `--ports`
+//! (source OR destination port) becomes two sub-rules on adjacent bits,
+//! counted and applied once.
 //!
 //! Rules that do not constrain a field are not copied into each of its
 //! intervals' bitsets but kept in one shared wildcard bitset per field, ORed
 //! in at lookup (see [`field`]), so the tables stay small and cache-resident
-//! whatever the mix of conditions. Up to [`LINEAR_MAX`] rules there are no
-//! tables: the rules are walked in order, as [`classify_linear`] does.
+//! whatever the mix of conditions.
 //!
 //! Short cut: the most selective field (fewest candidates per interval,
 //! wildcards included; with /32 VIPs the destination) is looked up first;
 //! when it leaves at most [`VERIFY_MAX`] candidate bits, each is checked
-//! directly against its sub-rule's ranges, in bit order, and the other
-//! fields' tables are not touched. A packet then costs about one lookup
+//! directly against its regions, in bit order, and the other fields' tables
+//! are not touched. A region ([`region`]) is a box over the six fields, one
+//! cache line, checked with six compares and no branch; a bit is one
+//! region, or a few for a list of ports or a negation, or an inexact hull
+//! confirmed against the bit's exact ranges (`conds`) when it would take
+//! more. An interval with one candidate (or none, given as a region no key
+//! lies in) stores it in place. A packet then costs about one lookup
 //! whatever the rule count; otherwise it takes the full AND above.
 //!
-//! Counters: [`Classifier::classify_counted`] adds each matched rule's
-//! packet and IPv4 length into a per-worker `&mut [RuleCounter]` indexed by
-//! rule (no shared writes); indices past the slice are not counted, so a
-//! worker that has not resized its slice after a rule change cannot panic.
+//! Bursts: [`Classifier::classify_burst`] and its counted variants do the
+//! same for up to [`BURST`] frames at a time, stage by stage, prefetching
+//! what the next stage reads so that the frames' cache misses overlap
+//! ([`burst`]); this is the worker's path and the fast one.
 //!
-//! [`Classifier::classify`] allocates nothing, takes no lock and cannot
-//! panic (every table access is checked).
+//! Counters: [`Classifier::classify_counted`] and
+//! [`Classifier::classify_burst_counted`] add each matched rule's packet and
+//! IPv4 length into a per-worker `&mut [RuleCounter]` indexed by rule (no
+//! shared writes); indices past the slice are not counted, so a worker that
+//! has not resized its slice after a rule change cannot panic.
+//!
+//! Classification allocates nothing, takes no lock and cannot panic (every
+//! table access is checked).
 
+mod burst;
 mod field;
 pub mod key;
+mod region;
 pub mod rule;
 
+pub use burst::BURST;
 use field::{complement, intersect, normalize, FieldTable, Ranges};
 pub use key::{Key, NO_PORT};
+use region::{push_regions, Hit, Region};
 pub use rule::{classify_linear, Action, InPortMatch, PortMatch, Prefix, ProtoMatch, Rule};
 
 /// Packets and bytes (IPv4 total length, as iptables counts `skb->len`)
@@ -63,9 +78,10 @@ pub struct RuleCounter {
     pub bytes: u64,
 }
 
+/// A field; `as usize` is its index in [`values`] and in a bit's record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    Src,
+    Src = 0,
     Dst,
     Proto,
     Sport,
@@ -76,11 +92,6 @@ enum Kind {
 const ADDR_MAX: u64 = u32::MAX as u64;
 const PORT_MAX: u64 = 65535;
 const L4_MAX: u64 = NO_PORT as u64;
-
-/// Up to this many rules, [`Classifier`] keeps the rules and walks them in
-/// order (what [`classify_linear`] does): a handful of compares beats the
-/// tables' binary searches and bitset ANDs.
-const LINEAR_MAX: usize = 16;
 
 /// At most this many candidates from the primary field are checked one by
 /// one instead of looking up and ANDing every other field.
@@ -93,23 +104,26 @@ const ANY: usize = 0xffff;
 #[derive(Debug, Default)]
 pub struct Classifier {
     /// Constrained fields only (protocol is always kept, so there is one);
-    /// empty when the rules are evaluated linearly (see [`LINEAR_MAX`]).
+    /// empty without rules.
     fields: Vec<(Kind, FieldTable)>,
-    /// The rules themselves, with at most [`LINEAR_MAX`] of them (else empty).
-    linear: Vec<Rule>,
     /// Per bit: the rule it stands for and that rule's action.
     bits: Vec<(u32, Action)>,
     /// Index in `fields` of the most selective field: a packet first takes
     /// that field's candidates alone, and when there are at most
-    /// [`VERIFY_MAX`] checks them directly against `conds`.
+    /// [`VERIFY_MAX`] checks them directly against their `regions`.
     primary: usize,
     /// Per elementary interval of the primary field: `(start, len)` of its
     /// candidate bits (wildcards included, in bit order) in `prim_bits`, or
-    /// `len == u32::MAX` when there are more than [`VERIFY_MAX`].
+    /// `len == u32::MAX` when there are more than [`VERIFY_MAX`]. With
+    /// `len == 1`, `start` is the candidate itself (its first region); an
+    /// interval without candidates has `(Region::never(), 1)`.
     prim: Vec<(u32, u32)>,
-    /// A candidate bit, as the offset of its record in `conds`.
+    /// A candidate bit, as the index of its first region in `regions`.
     prim_bits: Vec<u32>,
-    /// Per bit, one record: four header entries (the number of ranges of
+    /// Per bit, its condition as one or more regions ([`region`]), in bit
+    /// order: what the candidates are checked against.
+    regions: Vec<Region>,
+    /// Per bit with an inexact region (see [`region`]), one record: four header entries (the number of ranges of
     /// each field in [`Kind`] order, 16 bits each, [`ANY`] for a field it
     /// does not constrain; the rule; the action),
     /// then the ranges of values where the bit's condition on each field
@@ -226,14 +240,8 @@ fn expand(r: &Rule) -> Vec<Sets> {
 impl Classifier {
     /// Compiles `rules` (control side: allocates; about 0.1 s for 10,000).
     pub fn build(rules: &[Rule]) -> Classifier {
-        Classifier::build_with(rules, LINEAR_MAX)
-    }
-
-    /// [`Classifier::build`] with tables from `linear_max + 1` rules on (the
-    /// tests use 0 to check the tables on small rule sets).
-    fn build_with(rules: &[Rule], linear_max: usize) -> Classifier {
-        if rules.len() <= linear_max {
-            return Classifier { linear: rules.to_vec(), rules: rules.len(), ..Classifier::default() };
+        if rules.is_empty() {
+            return Classifier::default();
         }
         let mut bits = Vec::new();
         let mut sets: Vec<Sets> = Vec::new();
@@ -253,9 +261,11 @@ impl Classifier {
             (Kind::InPort, column(|s| &s.in_port), PORT_MAX),
         ];
         let mut conds = Vec::new();
-        let mut off = Vec::with_capacity(sets.len());
+        let mut regions = Vec::new();
+        let mut first_region = Vec::with_capacity(sets.len());
         for (s, &(rule, action)) in sets.iter().zip(&bits) {
-            off.push(conds.len() as u32);
+            let at = conds.len();
+            first_region.push(regions.len() as u32);
             // A field the bit does not constrain (its whole value space) is
             // count ANY and no ranges.
             let full = |r: &Ranges, max: u64| r.as_slice() == [(0, max)];
@@ -286,6 +296,9 @@ impl Classifier {
             conds.push((mask, 0));
             for r in f.into_iter().flatten() {
                 conds.extend(r.iter().take(ANY - 1).map(|&(lo, hi)| (lo as u32, hi as u32)));
+            }
+            if push_regions(&mut regions, &f, rule, action, at as u32) {
+                conds.truncate(at); // exact regions: the record is not needed
             }
         }
         let mut fields = Vec::new();
@@ -319,7 +332,7 @@ impl Classifier {
                                 break 'row;
                             }
                             let bit = (c * 64 + b as usize) * 64 + w.trailing_zeros() as usize;
-                            prim_bits.push(off.get(bit).copied().unwrap_or(0));
+                            prim_bits.push(first_region.get(bit).copied().unwrap_or(0));
                             w &= w - 1;
                         }
                     }
@@ -330,9 +343,20 @@ impl Classifier {
             }
         }
         if let Some((_, t)) = fields.get(primary) {
-            prim = t.interval_rows().iter().map(|&r| prim_row.get(r as usize).copied().unwrap_or((0, 0))).collect();
+            // A list of one is its candidate itself: one read fewer; an
+            // empty one is the region no key lies in, so that the common
+            // case (one candidate or none) takes one branch-free check.
+            let never = regions.len() as u32;
+            regions.push(Region::never());
+            let one = |(start, len): (u32, u32)| match len {
+                0 => (never, 1),
+                1 => (prim_bits.get(start as usize).copied().unwrap_or(0), 1),
+                _ => (start, len),
+            };
+            prim =
+                t.interval_rows().iter().map(|&r| one(prim_row.get(r as usize).copied().unwrap_or((0, 0)))).collect();
         }
-        Classifier { fields, linear: Vec::new(), bits, primary, prim, prim_bits, conds, chunks, rules: rules.len() }
+        Classifier { fields, bits, primary, prim, prim_bits, regions, conds, chunks, rules: rules.len() }
     }
 
     /// Number of rules compiled in.
@@ -346,22 +370,12 @@ impl Classifier {
 
     /// Heap bytes held by the tables (for the operator and the benchmark).
     pub fn bytes(&self) -> usize {
-        let linear: usize = self
-            .linear
-            .iter()
-            .map(|r| {
-                let ports = r.sport.iter().chain(&r.dport).chain(&r.ports);
-                std::mem::size_of::<Rule>()
-                    + ports.map(|m| std::mem::size_of::<PortMatch>() + m.ranges.len() * 4).sum::<usize>()
-                    + r.in_port.as_ref().map_or(0, |m| m.ports.len() * 2)
-            })
-            .sum();
         self.fields.iter().map(|(_, t)| t.bytes()).sum::<usize>()
             + self.bits.len() * 12
             + self.conds.len() * 8
+            + self.regions.len() * std::mem::size_of::<Region>()
             + self.prim.len() * 8
             + self.prim_bits.len() * 4
-            + linear
     }
 
     /// The mark of an Ethernet frame received on `in_port`.
@@ -398,49 +412,88 @@ impl Classifier {
     #[inline]
     pub fn classify_key(&self, k: &Key, in_port: u16, on_match: impl FnMut(usize)) -> u32 {
         if self.fields.is_empty() {
-            return classify_linear(&self.linear, k, in_port, on_match);
+            return 0; // no rules
         }
         self.classify_tables(k, in_port, on_match)
     }
 
-    /// [`Classifier::classify_key`] through the tables (kept out of line so
-    /// that the small linear case inlines into the caller lean).
+    /// [`Classifier::classify_key`] through the tables (kept out of line:
+    /// the per-frame callers stay small).
     #[inline(never)]
-    fn classify_tables(&self, k: &Key, in_port: u16, mut on_match: impl FnMut(usize)) -> u32 {
-        let vals = [k.src, k.dst, u32::from(k.proto), k.sport, k.dport, u32::from(in_port)];
-        let value = |kind: Kind| match kind {
-            Kind::Src => k.src,
-            Kind::Dst => k.dst,
-            Kind::Proto => u32::from(k.proto),
-            Kind::Sport => k.sport,
-            Kind::Dport => k.dport,
-            Kind::InPort => u32::from(in_port),
-        };
+    fn classify_tables(&self, k: &Key, in_port: u16, on_match: impl FnMut(usize)) -> u32 {
+        let vals = values(k, in_port);
         // The primary field's candidates alone, if few: check each directly.
         if let Some((kind, t)) = self.fields.get(self.primary) {
-            let (start, len) = self.prim.get(t.interval_of(value(*kind))).copied().unwrap_or((0, 0));
+            let (start, len) = self.prim.get(t.interval_of(value(&vals, *kind))).copied().unwrap_or((0, 0));
             if len != u32::MAX {
-                let cand = self.prim_bits.get(start as usize..start as usize + len as usize).unwrap_or(&[]);
-                let mut mark = 0u32;
-                let mut last = u32::MAX;
-                for &at in cand {
-                    let Some((rule, action)) = self.holds(at as usize, &vals) else { continue };
-                    if rule == last {
-                        continue; // another sub-rule of a rule already applied
-                    }
-                    last = rule;
-                    on_match(rule as usize);
-                    if !action.apply(&mut mark) {
-                        return mark;
-                    }
+                return self.verify(start, len, &vals, on_match);
+            }
+        }
+        self.classify_and(&vals, on_match)
+    }
+
+    /// The mark from the primary field's candidate list `(start, len)` (see
+    /// `prim`), each checked directly against `vals` (in [`Kind`] order).
+    #[inline]
+    fn verify(&self, start: u32, len: u32, vals: &[u32; 6], mut on_match: impl FnMut(usize)) -> u32 {
+        // One candidate of exact regions (or none: `Region::never`): no
+        // branch on the key but the counting one.
+        if len == 1 {
+            let s = start as usize;
+            if let Some(g) = self.regions.get(s).filter(|g| g.exact()) {
+                let hit =
+                    self.regions.get(s..=s + g.more()).unwrap_or(&[]).iter().fold(false, |h, r| h | r.contains(vals));
+                if hit {
+                    on_match(g.rule() as usize);
                 }
+                return if hit { g.mark_from_zero() } else { 0 };
+            }
+        }
+        let one = [start];
+        let cand = match len {
+            1 => &one[..],
+            _ => self.prim_bits.get(start as usize..start as usize + len as usize).unwrap_or(&[]),
+        };
+        let mut mark = 0u32;
+        let mut last = u32::MAX;
+        for &first in cand {
+            let Some((rule, action)) = self.check(first as usize, vals) else { continue };
+            if rule == last {
+                continue; // another sub-rule of a rule already applied
+            }
+            last = rule;
+            on_match(rule as usize);
+            if !action.apply(&mut mark) {
                 return mark;
             }
         }
+        mark
+    }
+
+    /// The rule and action of the bit whose regions start at `first`, if
+    /// `vals` lie in one of them (and, for an inexact one, in the bit's
+    /// exact ranges).
+    #[inline]
+    fn check(&self, first: usize, vals: &[u32; 6]) -> Option<(u32, Action)> {
+        let mut j = first;
+        loop {
+            let g = self.regions.get(j)?;
+            match g.check(vals) {
+                Hit::Yes(rule, action) => return Some((rule, action)),
+                Hit::Maybe(at) => return self.holds(at, vals),
+                Hit::No if g.more() == 0 => return None,
+                Hit::No => j += 1,
+            }
+        }
+    }
+
+    /// The mark through every constrained field's table: the AND of their
+    /// rows, walked in bit order.
+    fn classify_and(&self, vals: &[u32; 6], mut on_match: impl FnMut(usize)) -> u32 {
         let mut rows = [0usize; 6];
         let n = self.fields.len().min(6);
         for (row, (kind, t)) in rows.iter_mut().zip(&self.fields) {
-            *row = t.row_of(value(*kind));
+            *row = t.row_of(value(vals, *kind));
         }
         let fields = self.fields.get(..n).unwrap_or(&[]);
         let mut mark = 0u32;
@@ -475,6 +528,17 @@ impl Classifier {
         }
         mark
     }
+}
+
+/// A key's field values in [`Kind`] order (what `Kind as usize` indexes).
+#[inline]
+fn values(k: &Key, in_port: u16) -> [u32; 6] {
+    [k.src, k.dst, u32::from(k.proto), k.sport, k.dport, u32::from(in_port)]
+}
+
+#[inline]
+fn value(vals: &[u32; 6], kind: Kind) -> u32 {
+    vals.get(kind as usize).copied().unwrap_or(0)
 }
 
 impl Classifier {

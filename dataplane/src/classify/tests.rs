@@ -280,30 +280,6 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
-    #[test]
-    fn tables_match_linear(rules in prop::collection::vec(arb_rule(), 0..40), keys in prop::collection::vec(arb_key(), 1..40)) {
-        // Small rule sets through the tables, not the linear fallback.
-        let c = Classifier::build_with(&rules, 0);
-        for (k, in_port) in &keys {
-            let mut want = Vec::new();
-            let mut got = Vec::new();
-            let m1 = classify_linear(&rules, k, *in_port, |i| want.push(i));
-            let m2 = c.classify_key(k, *in_port, |i| got.push(i));
-            prop_assert_eq!(m2, m1, "key {:?} in_port {}", k, in_port);
-            prop_assert_eq!(got, want);
-        }
-    }
-
-    #[test]
-    fn tables_never_panic(rules in prop::collection::vec(arb_rule(), 0..10), frame in prop::collection::vec(any::<u8>(), 0..80)) {
-        let c = Classifier::build_with(&rules, 0);
-        let _ = c.classify(&frame, 0);
-    }
-}
-
-proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     #[test]
@@ -401,5 +377,145 @@ fn clustered_rules_match_linear() {
         let m1 = classify_linear(&rules, &k, 0, |i| want.push(i));
         let m2 = c.classify_key(&k, 0, |i| got.push(i));
         assert_eq!((m2, got), (m1, want), "key {k:?}");
+    }
+}
+
+// ---- the burst API against per-frame classification ----
+
+/// A frame for `k` (tcp, udp, or another protocol without ports when the
+/// key has none), and the key `Key::parse` reads back from it.
+fn frame_of(k: &Key) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv4(k.src.to_be_bytes(), k.dst.to_be_bytes(), 64);
+    let mut v = Vec::new();
+    let (sp, dp) = (k.sport as u16, k.dport as u16);
+    match (k.proto, k.sport) {
+        (6, p) if p != NO_PORT => b.tcp(sp, dp, 1, 1000).write(&mut v, &[]).unwrap(),
+        (17, p) if p != NO_PORT => b.udp(sp, dp).write(&mut v, &[]).unwrap(),
+        (6 | 17, _) => {
+            // No ports: a non-first fragment.
+            b.udp(sp, dp).write(&mut v, &[]).unwrap();
+            v[20] = 0x00;
+            v[21] = 0x10;
+            v[23] = k.proto;
+        }
+        (p, _) => b.write(&mut v, etherparse::IpNumber(p), &[0; 8]).unwrap(),
+    }
+    v
+}
+
+/// Checks the burst API against `classify_counted` frame by frame: marks,
+/// counters, and `on_match`'s (frame, rule) sequence against `classify_key`.
+fn burst_matches_per_frame(c: &Classifier, frames: &[Vec<u8>], in_port: u16) -> Result<(), TestCaseError> {
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let mut want_counters = vec![RuleCounter::default(); c.len()];
+    let mut want_hits = Vec::new();
+    let mut want = Vec::new();
+    for (i, f) in refs.iter().enumerate() {
+        want.push(c.classify_counted(f, in_port, &mut want_counters));
+        if let Some(k) = Key::parse(f) {
+            c.classify_key(&k, in_port, |r| want_hits.push((i, r, k.len)));
+        }
+    }
+    let mut marks = vec![u32::MAX; refs.len()];
+    let mut counters = vec![RuleCounter::default(); c.len()];
+    c.classify_burst_counted(&refs, in_port, &mut marks, &mut counters);
+    prop_assert_eq!(&marks, &want);
+    prop_assert_eq!(counters, want_counters);
+    let mut hits = Vec::new();
+    let mut marks = vec![u32::MAX; refs.len()];
+    c.classify_burst_with(&refs, in_port, &mut marks, |i, r, len| hits.push((i, r, len)));
+    prop_assert_eq!(&marks, &want);
+    prop_assert_eq!(hits, want_hits);
+    let mut marks = vec![u32::MAX; refs.len()];
+    c.classify_burst(&refs, in_port, &mut marks);
+    prop_assert_eq!(marks, want);
+    Ok(())
+}
+
+fn arb_frames() -> impl Strategy<Value = Vec<Vec<u8>>> {
+    let frame = prop_oneof![
+        8 => arb_key().prop_map(|(k, _)| frame_of(&k)),
+        1 => prop::collection::vec(any::<u8>(), 0..80),
+    ];
+    // Up to three bursts and a partial one.
+    prop::collection::vec(frame, 0..100)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn burst_matches_per_frame_small(rules in prop::collection::vec(arb_rule(), 0..40), frames in arb_frames(), in_port in 0u16..5) {
+        burst_matches_per_frame(&Classifier::build(&rules), &frames, in_port)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn burst_matches_per_frame_many(rules in prop::collection::vec(arb_rule(), 100..300), frames in arb_frames(), in_port in 0u16..5) {
+        // Past 4,096 bits, with both the candidate lists and the full AND.
+        let n = rules.len();
+        let rules: Vec<Rule> = rules.iter().cloned().cycle().take(4200.max(n)).collect();
+        burst_matches_per_frame(&Classifier::build(&rules), &frames, in_port)?;
+    }
+}
+
+#[test]
+fn burst_marks_shorter_than_frames() {
+    let r = Rule { dst: Some(Prefix { addr: ip([10, 0, 0, 100]), len: 32, negate: false }), ..Rule::any(mark(7)) };
+    let c = Classifier::build(&[r]);
+    let f = tcp_frame([1, 2, 3, 4], [10, 0, 0, 100], 1, 80);
+    let frames = [f.as_slice(); 40];
+    let mut marks = [0u32; 35];
+    c.classify_burst(&frames, 0, &mut marks);
+    assert_eq!(marks, [7; 35]);
+    let mut counters = [RuleCounter::default(); 1];
+    c.classify_burst_counted(&frames[..3], 0, &mut marks, &mut counters);
+    assert_eq!(counters[0], RuleCounter { packets: 3, bytes: 120 });
+}
+
+#[test]
+fn snapshot_burst_counts_per_worker() {
+    use crate::fwd::Fib;
+    use crate::snapshot::Snapshot;
+    let r = Rule { dst: Some(Prefix { addr: ip([10, 0, 0, 100]), len: 32, negate: false }), ..Rule::any(mark(10)) };
+    let s = Snapshot::routing_only(Fib::new(vec![], vec![], vec![]))
+        .with_fwmark(Classifier::build(&[r, Rule::any(Action::Count)]), 2);
+    let hit = udp_frame([192, 0, 2, 1], [10, 0, 0, 100], 1, 53);
+    let miss = udp_frame([192, 0, 2, 1], [10, 0, 0, 101], 1, 53);
+    let frames = [hit.as_slice(), miss.as_slice(), &hit[..10]];
+    let mut marks = [u32::MAX; 3];
+    s.marks_counted_burst(&frames, 0, 1, &mut marks);
+    assert_eq!(marks, [10, 0, 0]);
+    let mut again = [u32::MAX; 3];
+    s.marks_of_burst(&frames, 0, &mut again);
+    assert_eq!(again, marks, "uncounted");
+    // Two packets of 31 bytes on the count-only rule, one on the mark rule.
+    assert_eq!(s.fwmark_totals(), vec![(1, 31), (2, 62)]);
+    assert_eq!(s.mark_counted(&hit, 0, 0), 10);
+    assert_eq!(s.fwmark_totals(), vec![(2, 62), (3, 93)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    #[test]
+    fn parse_fast_path_equals_typed_views(
+        (k, _) in arb_key(),
+        edits in prop::collection::vec((0usize..48, any::<u8>()), 0..4),
+        cut in 0usize..70,
+    ) {
+        // Valid frames with a few bytes changed (ethertype, version/IHL,
+        // lengths, fragment bits, protocol) and cut short.
+        let mut f = frame_of(&k);
+        for (at, v) in edits {
+            if let Some(b) = f.get_mut(at) {
+                *b = [v, 0x45, 0x08, 0x00, 0x46, 0x20, 0x3f][usize::from(v) % 7];
+            }
+        }
+        f.truncate(f.len().saturating_sub(cut % 30));
+        prop_assert_eq!(Key::parse(&f), Key::parse_any(&f));
     }
 }

@@ -297,8 +297,18 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 let pc = &counters.ports[*in_port as usize];
                 pc.rx_packets.add(n as u64);
                 pc.rx_bytes.add(bytes);
-                for m in batch.drain() {
-                    let mark = snap.mark_counted(m.data(), *in_port, id);
+                // Firewall marks for the whole burst at once (the classifier
+                // stages its lookups across the burst).
+                let mut marks = [0u32; dpdk::BURST];
+                if !snap.fwmark.is_empty() {
+                    let mut frames: [&[u8]; dpdk::BURST] = [&[]; dpdk::BURST];
+                    for (f, m) in frames.iter_mut().zip(batch.iter()) {
+                        *f = m;
+                    }
+                    snap.marks_counted_burst(&frames[..n.min(dpdk::BURST)], *in_port, id, &mut marks);
+                }
+                for (k, m) in batch.drain().enumerate() {
+                    let mark = marks.get(k).copied().unwrap_or(0);
                     if workers > 1 {
                         if let Some(o) = lb::flow_owner(m.data(), mark, &snap, workers) {
                             if o != id {

@@ -464,26 +464,20 @@ impl Lb {
         use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
         let Some(c) = self.conns.get(i) else { return };
         let timeout = if flow.proto == PROTO_TCP {
-            let cur = c.tcp_state();
-            // The common case, a plain ACK of an established connection, stays
-            // ESTABLISHED in every direction of the §3.4 table: no table
-            // lookup, no state change, only the timer moves (and a synced
-            // connection's template is assured as on any ESTABLISHED packet).
-            if cur == TcpState::Established && flow.tcp_flags & (SYN | FIN | RST | ACK) == ACK {
-                let control = c.control;
-                if control != crate::conn::NIL {
-                    self.assure(control);
-                }
-                snap.timeouts.tcp[TcpState::Established as usize]
+            let (cur, control) = (c.tcp_state(), c.control);
+            // A plain ACK of an established connection stays ESTABLISHED in
+            // every direction of the §3.4 table: no lookup, no state change.
+            let new = if cur == TcpState::Established && flow.tcp_flags & (SYN | FIN | RST | ACK) == ACK {
+                cur
             } else {
                 let new = tcp::next_state(dir, flow.tcp_flags, cur);
-                let control = c.control;
                 self.conns.set_tcp_state(i, new);
-                if new == TcpState::Established {
-                    self.assure(control);
-                }
-                snap.timeouts.tcp[new as usize]
+                new
+            };
+            if new == TcpState::Established {
+                self.assure(control);
             }
+            snap.timeouts.tcp[new as usize]
         } else {
             snap.timeouts.udp
         };

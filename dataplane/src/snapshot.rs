@@ -11,9 +11,6 @@ use crate::fwd::Fib;
 use crate::proto::Timeouts;
 use crate::service::{FwdMethod, Service, ServiceKey, PROTO_TCP};
 
-/// Up to this many VIPs, [`Snapshot::is_vip`] compares instead of hashing.
-const FEW_VIPS: usize = 8;
-
 /// One rule's counters on one worker.
 #[derive(Debug, Default)]
 pub struct RuleHits {
@@ -62,11 +59,9 @@ pub struct Snapshot {
     by_key: HashMap<ServiceKey, u32>,
     any_port0: bool,
     any_ftp: bool,
-    /// Addresses of services (to tell load-balanced traffic from routed traffic).
-    vips: HashSet<Ipv4Addr>,
-    /// The same addresses as `vips` when there are at most [`FEW_VIPS`]
-    /// (else empty): a handful of compares beats hashing on every packet.
-    few_vips: Vec<u32>,
+    /// Addresses of services (to tell load-balanced traffic from routed
+    /// traffic), sorted: a box has a handful, and a few compares beat hashing.
+    vips: Vec<u32>,
     /// (proto, RIP, port) of NAT real servers: their packets are replies (§4.2).
     nat_dests: HashSet<(u8, Ipv4Addr, u16)>,
     /// RIPs of NAT real servers of fwmark/port-0 services (any port).
@@ -112,8 +107,11 @@ impl Snapshot {
             by_key,
             any_port0,
             any_ftp,
-            few_vips: if vips.len() <= FEW_VIPS { vips.iter().map(|&a| u32::from(a)).collect() } else { Vec::new() },
-            vips,
+            vips: {
+                let mut v: Vec<u32> = vips.into_iter().map(u32::from).collect();
+                v.sort_unstable();
+                v
+            },
             nat_dests,
             nat_dest_addrs,
         }
@@ -223,11 +221,12 @@ impl Snapshot {
 
     #[inline]
     pub fn is_vip(&self, a: Ipv4Addr) -> bool {
-        if self.vips.len() <= FEW_VIPS {
-            let a = u32::from(a);
-            return self.few_vips.contains(&a);
+        let a = u32::from(a);
+        if self.vips.len() <= 8 {
+            self.vips.contains(&a)
+        } else {
+            self.vips.binary_search(&a).is_ok()
         }
-        self.vips.contains(&a)
     }
 
     /// Whether a packet from `src:sport` may be a NAT real server's reply.

@@ -23,8 +23,8 @@
 use super::{values, Classifier, Key, Region, RuleCounter, NO_PORT};
 use crate::dpdk::prefetch;
 
-/// Frames classified together; longer slices are taken [`BURST`] at a time.
-pub const BURST: usize = 32;
+// Frames classified together: the rx burst; longer slices are taken BURST at a time.
+pub use crate::dpdk::BURST;
 
 const NO_KEY: Key = Key { src: 0, dst: 0, proto: 0, sport: NO_PORT, dport: NO_PORT, len: 0 };
 
@@ -89,13 +89,9 @@ impl Classifier {
             return;
         }
         // Stage 1: keys (None: iptables never sees the frame, mark 0).
-        let mut keys = [NO_KEY; BURST];
-        let mut ok = [false; BURST];
-        for ((f, k), ok) in frames.iter().zip(keys.iter_mut()).zip(ok.iter_mut()) {
-            if let Some(key) = Key::parse(f) {
-                *k = key;
-                *ok = true;
-            }
+        let mut keys: [Option<Key>; BURST] = [None; BURST];
+        for (f, k) in frames.iter().zip(keys.iter_mut()) {
+            *k = Key::parse(f);
         }
         let Some((kind, t)) = self.fields.get(self.primary) else {
             marks.fill(0); // no rules
@@ -105,7 +101,7 @@ impl Classifier {
         let mut vals = [[0u32; 6]; BURST];
         // Stage 2: each key's primary value; prefetch its block index entry.
         for (v, k) in vals.iter_mut().zip(&keys).take(n) {
-            *v = values(k, in_port);
+            *v = values(&k.unwrap_or(NO_KEY), in_port);
             t.prefetch_interval(super::value(v, kind));
         }
         // Stage 3: each key's block; prefetch the interval starts in it.
@@ -151,15 +147,12 @@ impl Classifier {
         }
         // Stage 7: check the candidates, apply the actions.
         for (i, (((m, k), v), &(start, len))) in marks.iter_mut().zip(&keys).zip(&vals).zip(&lists).enumerate() {
-            let ok = ok.get(i).copied().unwrap_or(false);
-            let hit = |r| on_match(base + i, r, k.len);
-            *m = if !ok {
-                0
-            } else if len != u32::MAX {
-                self.verify(start, len, v, hit)
-            } else {
-                self.classify_and(v, hit)
+            let Some(k) = k else {
+                *m = 0;
+                continue;
             };
+            let hit = |r| on_match(base + i, r, k.len);
+            *m = if len != u32::MAX { self.verify(start, len, v, hit) } else { self.classify_and(v, hit) };
         }
     }
 }

@@ -67,6 +67,13 @@ impl Lvs {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// iptables in the client's namespace; its output.
+    fn client_iptables(&self, args: &[&str]) -> String {
+        let out = self.topo.cmd("client", "iptables-legacy").args(args).output().unwrap();
+        assert!(out.status.success(), "iptables {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     fn rvsadm(&self, args: &str) -> String {
         self.rvsd.rvsadm(args)
     }
@@ -93,10 +100,25 @@ fn nat_rr_alternates_between_real_servers() {
     let lvs = Lvs::start("nat", &service("masq", ""), false);
     // A rule without a target only counts (iptables semantics).
     lvs.rvsadm("mark -A PREROUTING -d 10.0.0.100 -p tcp --dport 80");
+    // The client's own kernel counts what it sends to the VIP: the judge of
+    // rvsd's rule counter.
+    lvs.client_iptables(&["-A", "OUTPUT", "-d", VIP, "-p", "tcp", "--dport", "80"]);
+    lvs.client_iptables(&["-A", "INPUT", "-s", VIP, "-p", "tcp", "--sport", "80"]);
     let answers: Vec<String> = (0..10).map(|_| lvs.curl()).collect();
-    let marks = lvs.rvsadm("mark -L -n -v");
-    let row: Vec<&str> = marks.lines().nth(2).unwrap().split_whitespace().collect();
-    assert!(row[0].parse::<u64>().unwrap() >= 50, "client → VIP packets counted: {marks}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let (counted, sent, marks) = loop {
+        let marks = lvs.rvsadm("mark -L -n -v");
+        let row: Vec<&str> = marks.lines().nth(2).unwrap().split_whitespace().collect();
+        let counted = row[0].parse::<u64>().unwrap();
+        let out = lvs.client_iptables(&["-L", "OUTPUT", "-n", "-v", "-x"]);
+        let sent = out.lines().nth(2).unwrap().split_whitespace().next().unwrap().parse::<u64>().unwrap();
+        if counted == sent || std::time::Instant::now() > deadline {
+            break (counted, sent, marks);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    // At least SYN, ACK, request and FIN from each of the ten connections.
+    assert!(counted == sent && counted >= 40, "client sent {sent} packets to the VIP; rvsd counted: {marks}");
     assert!(alternates(&answers), "{answers:?}");
     // The director's view, as an operator reads it (specs §6.2).
     let conns = lvs.rvsadm("-Lnc");
@@ -113,7 +135,10 @@ fn nat_rr_alternates_between_real_servers() {
     let svc: Vec<&str> =
         stats.lines().find(|l| l.starts_with("TCP  10.0.0.100:80")).unwrap().split_whitespace().collect();
     assert_eq!(svc[2], "10", "Conns: {stats}");
-    assert!(svc[3].parse::<u64>().unwrap() >= 50 && svc[4].parse::<u64>().unwrap() >= 40, "In/OutPkts: {stats}");
+    // InPkts: what the client sent; OutPkts: what came back to it.
+    let out = lvs.client_iptables(&["-L", "INPUT", "-n", "-v", "-x"]);
+    let received = out.lines().nth(2).unwrap().split_whitespace().next().unwrap().parse::<u64>().unwrap();
+    assert_eq!((svc[3].parse::<u64>().unwrap(), svc[4].parse::<u64>().unwrap()), (sent, received), "In/OutPkts: {stats}");
     // -Z zeroes the counters (the connections stay, unless one times out
     // meanwhile: CLOSE entries live 10 s).
     let before = lvs.rvsadm("-Lnc");

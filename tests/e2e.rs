@@ -297,16 +297,8 @@ fn nat_rr_and_wrr_ratios_over_100_requests_with_two_workers() {
     let answers = e.curls(100, &format!("http://{VIP}/"));
     assert_eq!((count(&answers, "rs1"), count(&answers, "rs2")), (75, 25), "wrr 3:1");
     let log = e.rvsd.stop();
-    let handled: Vec<u64> = log
-        .lines()
-        .filter(|l| l.starts_with("worker "))
-        .map(|l| l.split("handled ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap())
-        .collect();
-    let handed_off: Vec<u64> = log
-        .lines()
-        .filter(|l| l.starts_with("worker "))
-        .map(|l| l.split("handed off ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap())
-        .collect();
+    let handled = common::worker_figures(&log, "handled");
+    let handed_off = common::worker_figures(&log, "handed off");
     // Both workers received packets (the kernel spreads the 200 flows over
     // both queues); one worker owns the client's flows, so the other handed
     // its share over.

@@ -3,7 +3,7 @@
 //! decodes the output with etherparse (checksums verified on every frame).
 mod common;
 
-use common::drop_count;
+use common::{drop_count, worker_figures};
 use common::lvs::*;
 
 fn rs_of(o: &Out) -> u8 {
@@ -328,6 +328,11 @@ fn marked_http_and_https_of_a_client_stick_to_one_server() {
         let mut distinct = servers.clone();
         distinct.sort_unstable();
         distinct.dedup();
+        // With two workers on one queue, the packets a worker receives for
+        // the other's clients are handed over with their mark.
+        if workers == 2 {
+            assert!(worker_figures(&r.stdout, "handed off").iter().sum::<u64>() > 0, "{}", r.stdout);
+        }
         // rr runs one sequence per worker: the exact spread holds with one worker.
         if workers == 1 {
             assert_eq!(distinct.len(), 3, "three clients spread over three servers (rr): {servers:?}\n{}", r.stdout);

@@ -312,6 +312,10 @@ pub fn run(setup: WorkerSetup) -> i32 {
                     if workers > 1 {
                         if let Some(o) = lb::flow_owner(m.data(), mark, &snap, workers) {
                             if o != id {
+                                // The mark travels with the packet: the owner
+                                // does not classify it again.
+                                let mut m = m;
+                                m.set_tag(mark);
                                 io.hand_over(m, o);
                                 continue;
                             }
@@ -332,8 +336,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
             for m in batch.drain() {
                 let in_port = port_index.get(m.port() as usize).copied().unwrap_or(0);
                 handled += 1;
-                // The receiving worker's mark, computed again: same rules, same result.
-                let mark = snap.mark_of(m.data(), in_port);
+                // The mark the receiving worker gave it (classified and counted there).
+                let mark = m.tag();
                 handle(m, in_port, mark, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
             }
         }

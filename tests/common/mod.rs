@@ -50,6 +50,21 @@ pub fn run_rvsd(config: &Path, limit: Duration) -> Output {
 }
 
 /// The value of a `drop REASON N` line in rvsd's final counters (0 if absent).
+/// One figure of every "worker N: ..." line of rvsd's exit summary (e.g.
+/// "handled", "handed off"), worker by worker.
+#[allow(dead_code)]
+pub fn worker_figures(stdout: &str, name: &str) -> Vec<u64> {
+    let key = format!("{name} ");
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("worker "))
+        .map(|l| {
+            let rest = l.split(&key).nth(1).unwrap_or_else(|| panic!("no {name:?} in {l:?}"));
+            rest.split(',').next().unwrap().trim().parse().expect("worker figure")
+        })
+        .collect()
+}
+
 pub fn drop_count(stdout: &str, reason: &str) -> u64 {
     stdout
         .lines()

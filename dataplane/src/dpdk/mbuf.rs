@@ -48,8 +48,9 @@ impl Mbuf {
     }
 
     /// A word the dataplane passes between its own stages with the packet
-    /// (the next hop a packet waits for). Kept in `packet_type`, which no
-    /// stage reads.
+    /// (the next hop a packet waits for on the exception path; the firewall
+    /// mark of a packet handed to the worker that owns its flow). Kept in
+    /// `packet_type`, which no stage reads.
     #[inline]
     pub fn tag(&self) -> u32 {
         // SAFETY: packet_type is a plain u32 view of the union.

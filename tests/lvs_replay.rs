@@ -3,8 +3,8 @@
 //! decodes the output with etherparse (checksums verified on every frame).
 mod common;
 
-use common::{drop_count, worker_figures};
 use common::lvs::*;
+use common::{drop_count, worker_figures};
 
 fn rs_of(o: &Out) -> u8 {
     rs_index(o.dst).unwrap_or_else(|| panic!("output not to a real server: {o:?}"))

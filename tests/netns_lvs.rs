@@ -140,7 +140,11 @@ fn nat_rr_alternates_between_real_servers() {
     // InPkts: what the client sent; OutPkts: what came back to it.
     let out = lvs.client_iptables(&["-L", "INPUT", "-n", "-v", "-x"]);
     let received = out.lines().nth(2).unwrap().split_whitespace().next().unwrap().parse::<u64>().unwrap();
-    assert_eq!((svc[3].parse::<u64>().unwrap(), svc[4].parse::<u64>().unwrap()), (sent, received), "In/OutPkts: {stats}");
+    assert_eq!(
+        (svc[3].parse::<u64>().unwrap(), svc[4].parse::<u64>().unwrap()),
+        (sent, received),
+        "In/OutPkts: {stats}"
+    );
     // -Z zeroes the counters (the connections stay, unless one times out
     // meanwhile: CLOSE entries live 10 s).
     let before = lvs.rvsadm("-Lnc");

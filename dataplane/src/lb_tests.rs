@@ -869,3 +869,104 @@ fn device_checksum_verdict_replaces_the_software_check() {
     assert_eq!(go(&bad, Some(true)), Verdict::Forward { port: 1 }, "device said good: not checked again");
     assert_eq!(go(&good, None), Verdict::Forward { port: 1 });
 }
+
+mod parse_paths {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A TCP or UDP frame built by etherparse, padded to `pad` extra bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn frame(
+        tcp: bool,
+        src: [u8; 4],
+        dst: [u8; 4],
+        ports: (u16, u16),
+        flags: u8,
+        df: bool,
+        payload: usize,
+        pad: usize,
+    ) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2(P0_MAC, GW_MAC).ipv4(src, dst, 64);
+        let mut out = Vec::new();
+        let data = vec![0x5a; payload];
+        if tcp {
+            let mut b = b.tcp(ports.0, ports.1, 1, 1024);
+            if flags & SYN != 0 {
+                b = b.syn();
+            }
+            if flags & ACK != 0 {
+                b = b.ack(7);
+            }
+            if flags & FIN != 0 {
+                b = b.fin();
+            }
+            if flags & RST != 0 {
+                b = b.rst();
+            }
+            b.write(&mut out, &data).unwrap();
+        } else {
+            b.udp(ports.0, ports.1).write(&mut out, &data).unwrap();
+        }
+        // etherparse sets DF; clear it unless asked, and fix the checksum.
+        if !df {
+            out[20] &= !0x40;
+            out[24..26].copy_from_slice(&[0, 0]);
+            let c = !crate::checksum::fold(crate::checksum::sum(&out[14..34], 0));
+            out[24..26].copy_from_slice(&c.to_be_bytes());
+        }
+        out.resize(out.len() + pad, 0);
+        out
+    }
+
+    #[test]
+    fn the_common_path_takes_ordinary_frames() {
+        for tcp in [true, false] {
+            let f = frame(tcp, [192, 0, 2, 1], [10, 0, 0, 100], (40000, 80), ACK, true, 6, 4);
+            let (flow, len) = parse_common(&f, None).expect("an ordinary frame takes the common path");
+            assert_eq!((flow.src, flow.dst, flow.sport, flow.dport), (client(1), VIP, 40000, 80));
+            assert_eq!(len, f.len() - 4, "padding trimmed");
+            assert_eq!(Ok((flow, len)), parse_general(&f, None));
+        }
+    }
+
+    proptest! {
+        /// Whatever frame the common path takes, it reads as the general path
+        /// does: ordinary frames, and the same with a few bytes of the
+        /// headers changed, cut short or lengthened, under each device verdict.
+        #[test]
+        fn common_parse_equals_the_general_one(
+            tcp in any::<bool>(),
+            src in any::<[u8; 4]>(),
+            dst in any::<[u8; 4]>(),
+            ports in any::<(u16, u16)>(),
+            flags in any::<u8>(),
+            df in any::<bool>(),
+            payload in prop_oneof![0usize..64, 1400usize..1600],
+            pad in 0usize..8,
+            edits in proptest::collection::vec((0usize..60, any::<u8>()), 0..3),
+            cut in proptest::option::of(0usize..80),
+            device in proptest::option::of(any::<bool>()),
+        ) {
+            let mut f = frame(tcp, src, dst, ports, flags, df, payload, pad);
+            let untouched = edits.is_empty() && cut.is_none();
+            for (at, v) in edits {
+                if let Some(b) = f.get_mut(at) {
+                    *b = v;
+                }
+            }
+            if let Some(c) = cut {
+                f.truncate(c);
+            }
+            let common = parse_common(&f, device);
+            if let Some(x) = common {
+                prop_assert_eq!(Ok(x), parse_general(&f, device));
+            }
+            let unicast = Ipv4Addr::from(src);
+            let ordinary = !(unicast.is_unspecified() || unicast.is_broadcast() || unicast.is_multicast() || unicast.is_loopback());
+            if untouched && ordinary && device != Some(false) {
+                prop_assert!(common.is_some(), "an ordinary frame left to the general path");
+            }
+        }
+    }
+}

@@ -51,6 +51,19 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
     fold(acc as u32) as u32
 }
 
+/// Whether an IPv4 header without options (20 bytes) carries a correct
+/// checksum: [`sum`] of five fixed words, no loop (the sum of a correct
+/// header, checksum included, folds to 0xffff).
+#[inline]
+pub fn ipv4_header_ok(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    // Five u32 words: at most 2^35, so two folds to 32 bits and two to 16.
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    fold(acc as u32) == 0xffff
+}
+
 /// Folds the carries of a partial sum into 16 bits (one's-complement sum).
 pub const fn fold(mut s: u32) -> u16 {
     s = (s & 0xffff) + (s >> 16);
@@ -228,6 +241,19 @@ mod tests {
         #[test]
         fn sum_equals_word_by_word(data in proptest::collection::vec(any::<u8>(), 0..300), initial in any::<u32>()) {
             prop_assert_eq!(fold(sum(&data, initial)), sum_words(&data, initial));
+        }
+
+        #[test]
+        fn ipv4_header_ok_equals_word_by_word(mut h in any::<[u8; 20]>(), fix in any::<bool>()) {
+            if fix {
+                h[10..12].copy_from_slice(&[0, 0]);
+                let c = !sum_words(&h, 0);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            prop_assert_eq!(ipv4_header_ok(&h), sum_words(&h, 0) == 0xffff);
+            if fix {
+                prop_assert!(ipv4_header_ok(&h));
+            }
         }
 
         #[test]

@@ -124,13 +124,15 @@ fn parse_common(d: &[u8], device_checked: Option<bool>) -> Option<(Flow, usize)>
     let frame_len = ethernet::HEADER_LEN + usize::from(total_len);
     let frag = u16::from_be_bytes([h[20], h[21]]);
     let proto = h[23];
-    // Not a fragment (MF clear, offset 0); TCP or UDP; the datagram within the frame.
-    if frag & 0x3fff != 0 || (proto != PROTO_TCP && proto != PROTO_UDP) || total_len < 20 || frame_len > d.len() {
+    // Not a fragment (MF clear, offset 0); TCP or UDP.
+    if frag & 0x3fff != 0 || (proto != PROTO_TCP && proto != PROTO_UDP) {
         return None;
     }
-    if !device_checked.unwrap_or_else(|| crate::checksum::fold(crate::checksum::sum(&h[14..L4], 0)) == 0xffff) {
+    let ip = h.last_chunk::<20>()?;
+    if !device_checked.unwrap_or_else(|| crate::checksum::ipv4_header_ok(ip)) {
         return None;
     }
+    // The datagram within the frame, at least its header long.
     let l4 = d.get(L4..frame_len)?;
     let (ports, tcp_flags) = if proto == PROTO_TCP {
         let t = l4.first_chunk::<20>()?;
@@ -141,7 +143,7 @@ fn parse_common(d: &[u8], device_checked: Option<bool>) -> Option<(Flow, usize)>
     } else {
         let u = l4.first_chunk::<8>()?;
         let ulen = usize::from(u16::from_be_bytes([u[4], u[5]]));
-        if ulen < 8 {
+        if ulen < 8 || ulen > l4.len() {
             return None;
         }
         ([u[0], u[1], u[2], u[3]], 0)

@@ -931,6 +931,8 @@ mod parse_paths {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
         /// Whatever frame the common path takes, it reads as the general path
         /// does: ordinary frames, and the same with a few bytes of the
         /// headers changed, cut short or lengthened, under each device verdict.
@@ -947,13 +949,32 @@ mod parse_paths {
             edits in proptest::collection::vec((0usize..60, any::<u8>()), 0..3),
             cut in proptest::option::of(0usize..80),
             device in proptest::option::of(any::<bool>()),
+            frag in prop_oneof![Just(None), Just(Some(0x2000u16)), (1u16..0x2000).prop_map(Some), (0x2001u16..0x4000).prop_map(Some)],
+            reseal in any::<bool>(),
+            ihl in prop_oneof![3 => Just(5u8), 1 => 0u8..16],
         ) {
             let mut f = frame(tcp, src, dst, ports, flags, df, payload, pad);
-            let untouched = edits.is_empty() && cut.is_none();
+            let untouched = edits.is_empty() && cut.is_none() && frag.is_none() && ihl == 5;
+            // Header options (or a nonsense IHL): the bytes after the header
+            // are then read as options.
+            f[14] = 0x40 | ihl;
+            if let Some(mf_offset) = frag {
+                // A fragment: MF and/or an offset, DF as it was.
+                let v = (u16::from_be_bytes([f[20], f[21]]) & 0x4000) | mf_offset;
+                f[20..22].copy_from_slice(&v.to_be_bytes());
+            }
             for (at, v) in edits {
                 if let Some(b) = f.get_mut(at) {
                     *b = v;
                 }
+            }
+            let hlen = usize::from(f.get(14).map_or(5, |b| b & 0x0f)) * 4;
+            if (reseal || frag.is_some() || ihl != 5) && f.len() >= 14 + hlen.max(20) {
+                // A correct header checksum over the edits, so they reach the
+                // checks behind it.
+                f[24..26].copy_from_slice(&[0, 0]);
+                let c = !crate::checksum::fold(crate::checksum::sum(&f[14..14 + hlen.max(20)], 0));
+                f[24..26].copy_from_slice(&c.to_be_bytes());
             }
             if let Some(c) = cut {
                 f.truncate(c);

@@ -467,19 +467,8 @@ impl Lb {
     /// statistics, this worker's share (`ipvsadm --stats`, §6.2).
     #[inline]
     fn account(&self, i: u32, frame_len: usize, new_conn: bool, out: bool) {
-        let Some(st) = self.conns.get(i).and_then(|c| c.dest.as_ref()).and_then(|d| d.stats.get(self.worker)) else {
-            return;
-        };
-        let bytes = frame_len.saturating_sub(ethernet::HEADER_LEN) as u64;
-        if new_conn {
-            st.conns.add(1);
-        }
-        if out {
-            st.outpkts.add(1);
-            st.outbytes.add(bytes);
-        } else {
-            st.inpkts.add(1);
-            st.inbytes.add(bytes);
+        if let Some(c) = self.conns.get(i) {
+            account_conn(c, self.worker, frame_len, new_conn, out);
         }
     }
 
@@ -493,8 +482,9 @@ impl Lb {
         snap: &Snapshot,
         now: u32,
     ) -> Verdict {
-        self.account(i, pkt.data().len(), false, false);
+        let (worker, frame_len) = (self.worker, pkt.data().len());
         let Some(c) = self.conns.get_mut(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
+        account_conn(c, worker, frame_len, false, false);
         c.in_pkts = c.in_pkts.wrapping_add(1);
         let dir = if c.flags & cf::NOOUTPUT != 0 { Direction::InputOnly } else { Direction::Input };
         self.transition(i, flow, dir, snap, now);
@@ -528,18 +518,21 @@ impl Lb {
     /// Protocol state transition and timer re-arm for one packet (§3.4, §3.5).
     fn transition(&mut self, i: u32, flow: Flow, dir: Direction, snap: &Snapshot, now: u32) {
         use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
-        let Some(c) = self.conns.get(i) else { return };
+        let Some(c) = self.conns.get_mut(i) else { return };
+        let plain_ack = flow.tcp_flags & (SYN | FIN | RST | ACK) == ACK;
+        if flow.proto == PROTO_TCP && plain_ack && c.state == TcpState::Established as u8 {
+            // A plain ACK of an established connection stays ESTABLISHED in
+            // every direction of the §3.4 table: no lookup, no state change;
+            // the timer restarts and the template is (still) assured.
+            c.rearm(snap.timeouts.tcp[TcpState::Established as usize], now);
+            let control = c.control;
+            self.assure(control);
+            return;
+        }
         let timeout = if flow.proto == PROTO_TCP {
             let (cur, control) = (c.tcp_state(), c.control);
-            // A plain ACK of an established connection stays ESTABLISHED in
-            // every direction of the §3.4 table: no lookup, no state change.
-            let new = if cur == TcpState::Established && flow.tcp_flags & (SYN | FIN | RST | ACK) == ACK {
-                cur
-            } else {
-                let new = tcp::next_state(dir, flow.tcp_flags, cur);
-                self.conns.set_tcp_state(i, new);
-                new
-            };
+            let new = tcp::next_state(dir, flow.tcp_flags, cur);
+            self.conns.set_tcp_state(i, new);
             if new == TcpState::Established {
                 self.assure(control);
             }
@@ -551,7 +544,11 @@ impl Lb {
     }
 
     /// A child connection proved the client real: its template becomes ASSURED.
+    #[inline]
     fn assure(&mut self, template: u32) {
+        if template == crate::conn::NIL {
+            return;
+        }
         if let Some(t) = self.conns.get_mut(template) {
             if t.is_template() {
                 t.state = TEMPLATE_ASSURED;
@@ -805,6 +802,26 @@ impl Lb {
 type Picked = (Ipv4Addr, u16, FwdMethod, std::sync::Arc<crate::service::DestShared>, Option<u32>);
 
 /// The drop counter for a transmitter error.
+/// Counts a packet (IP length) of connection `c` in its real server's
+/// statistics, `worker`'s share (`ipvsadm --stats`, §6.2).
+#[inline]
+fn account_conn(c: &Conn, worker: usize, frame_len: usize, new_conn: bool, out: bool) {
+    let Some(st) = c.dest.as_ref().and_then(|d| d.stats.get(worker)) else {
+        return;
+    };
+    let bytes = frame_len.saturating_sub(ethernet::HEADER_LEN) as u64;
+    if new_conn {
+        st.conns.add(1);
+    }
+    if out {
+        st.outpkts.add(1);
+        st.outbytes.add(bytes);
+    } else {
+        st.inpkts.add(1);
+        st.inbytes.add(bytes);
+    }
+}
+
 pub fn xmit_drop(e: XmitError) -> DropReason {
     match e {
         XmitError::NotIpv4 => DropReason::NotIpv4,

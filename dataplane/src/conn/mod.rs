@@ -126,6 +126,14 @@ impl Conn {
         self.flags & flags::TEMPLATE != 0
     }
 
+    /// Restarts the entry's timer: `timeout` seconds from `now`. The timer
+    /// wheel finds the new expiry when the old one comes round.
+    #[inline]
+    pub fn rearm(&mut self, timeout: u32, now: u32) {
+        self.timeout = timeout;
+        self.expires = now.saturating_add(timeout);
+    }
+
     pub fn tcp_state(&self) -> TcpState {
         TcpState::from_u8(self.state).unwrap_or(TcpState::None)
     }
@@ -327,8 +335,7 @@ impl ConnTable {
     #[inline]
     pub fn touch(&mut self, i: u32, timeout: u32, now: u32) {
         if let Some(c) = self.conns.get_mut(i as usize) {
-            c.timeout = timeout;
-            c.expires = now.saturating_add(timeout);
+            c.rearm(timeout, now);
         }
     }
 

@@ -430,7 +430,21 @@ impl Lb {
 
     /// An existing connection for a client packet: keep it (Ok(true)), expire it
     /// so the packet schedules afresh (Ok(false)), or drop the packet.
+    #[inline]
     fn reuse_or_keep(&mut self, i: u32, flow: Flow, snap: &Snapshot) -> Result<bool, DropReason> {
+        // Nearly every packet: no SYN, its real server still there.
+        if flow.tcp_flags & crate::wire::tcp::flags::SYN == 0 || flow.proto != PROTO_TCP {
+            if let Some(c) = self.conns.get(i) {
+                if c.dest.as_ref().is_some_and(|d| d.available.load(std::sync::atomic::Ordering::Relaxed)) {
+                    return Ok(true);
+                }
+            }
+        }
+        self.reuse_or_keep_checked(i, flow, snap)
+    }
+
+    #[inline(never)]
+    fn reuse_or_keep_checked(&mut self, i: u32, flow: Flow, snap: &Snapshot) -> Result<bool, DropReason> {
         let Some(c) = self.conns.get(i) else { return Ok(false) };
         let syn = flow.proto == PROTO_TCP
             && flow.tcp_flags & crate::wire::tcp::flags::SYN != 0
@@ -516,6 +530,7 @@ impl Lb {
     }
 
     /// Protocol state transition and timer re-arm for one packet (§3.4, §3.5).
+    #[inline]
     fn transition(&mut self, i: u32, flow: Flow, dir: Direction, snap: &Snapshot, now: u32) {
         use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
         let Some(c) = self.conns.get_mut(i) else { return };
@@ -529,6 +544,13 @@ impl Lb {
             self.assure(control);
             return;
         }
+        self.transition_state(i, flow, dir, snap, now);
+    }
+
+    /// [`Lb::transition`] through the §3.4 state table.
+    #[inline(never)]
+    fn transition_state(&mut self, i: u32, flow: Flow, dir: Direction, snap: &Snapshot, now: u32) {
+        let Some(c) = self.conns.get(i) else { return };
         let timeout = if flow.proto == PROTO_TCP {
             let (cur, control) = (c.tcp_state(), c.control);
             let new = tcp::next_state(dir, flow.tcp_flags, cur);
@@ -749,6 +771,8 @@ impl Lb {
 
     /// A transmitter refused: answer with ICMP where IPVS does (§4.1), from `src`
     /// (the VIP: the director is the destination the client knows).
+    #[cold]
+    #[inline(never)]
     fn xmit_error<B: PacketBuf>(&self, pkt: &mut B, e: XmitError, src: Ipv4Addr, in_port: u16) -> Verdict {
         let r = match e {
             XmitError::TtlExceeded => xmit::icmp::time_exceeded(pkt, src),

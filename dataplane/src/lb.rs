@@ -710,6 +710,7 @@ impl Lb {
     }
 
     /// Sends a client packet of connection `i` by its forwarding method (§4).
+    #[inline(always)]
     fn transmit<B: PacketBuf>(&mut self, pkt: &mut B, i: u32, flow: Flow, in_port: u16, snap: &Snapshot) -> Verdict {
         let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
         let (daddr, dport, method) = (c.daddr, c.dport, c.method());

@@ -54,7 +54,7 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
 /// Whether an IPv4 header without options (20 bytes) carries a correct
 /// checksum: [`sum`] of five fixed words, no loop (the sum of a correct
 /// header, checksum included, folds to 0xffff).
-#[inline]
+#[inline(always)]
 pub fn ipv4_header_ok(h: &[u8; 20]) -> bool {
     let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
     let acc = w(0) + w(4) + w(8) + w(12) + w(16);

@@ -54,7 +54,16 @@ impl Lb {
     /// After a client packet on connection `i` (`ip_vs_sync_conn_needed`,
     /// §5.4): queue it (and then its template) for the master thread when the
     /// LVS rules say so.
+    #[inline]
     pub(crate) fn sync_after_packet(&mut self, i: u32) {
+        if self.sync.is_some() {
+            self.sync_conn(i);
+        }
+    }
+
+    /// [`Lb::sync_after_packet`] with a sync daemon running.
+    #[inline(never)]
+    fn sync_conn(&mut self, i: u32) {
         // Borrowed, not cloned: no reference-count traffic per packet.
         let Some(port) = self.sync.as_deref() else { return };
         // A synced entry that sees a client packet here is now this

@@ -22,7 +22,7 @@
 //!   cache misses.
 //! - `dr_established_prefetch/{64k,1M}`: the same, but first prefetching for
 //!   every packet of the burst the connection-table bucket, then the entry it
-//!   points to (`Lb::prefetch`, `Lb::prefetch_entries`), as the worker does
+//!   points to (`Lb::prefetch_burst`), as the worker does
 //!   for each rx burst. The keys are read from the frames inside the timed part.
 //! - `nat_established/{in,out}_64k`: NAT, client → VIP and real server →
 //!   client replies.
@@ -359,12 +359,7 @@ impl Case {
                 if self.prefetch {
                     // What the worker does for each rx burst: the buckets,
                     // then the entries they point to.
-                    for b in &self.bufs {
-                        self.lb.prefetch(b.data());
-                    }
-                    for b in &self.bufs {
-                        self.lb.prefetch_entries(b.data());
-                    }
+                    self.lb.prefetch_burst(self.bufs.iter().map(|b| b.data()));
                 }
                 for b in self.bufs.iter_mut() {
                     black_box(self.lb.process(b, self.in_port, 0, &self.snap, self.now, &self.counters));

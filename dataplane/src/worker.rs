@@ -286,14 +286,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 batch.prefetch_data();
                 // Two stages across the burst: the connection-table buckets,
                 // then the entries they point to.
-                let mut bytes = 0u64;
-                for m in batch.iter() {
-                    bytes += m.len() as u64;
-                    lb.prefetch(m);
-                }
-                for m in batch.iter() {
-                    lb.prefetch_entries(m);
-                }
+                lb.prefetch_burst(batch.iter());
+                let bytes: u64 = batch.iter().map(|m| m.len() as u64).sum();
                 let pc = &counters.ports[*in_port as usize];
                 pc.rx_packets.add(n as u64);
                 pc.rx_bytes.add(bytes);

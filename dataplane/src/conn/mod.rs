@@ -226,22 +226,26 @@ impl ConnTable {
         self.conns.get_mut(i as usize)
     }
 
-    /// Prefetches the bucket a client endpoint hashes to (call for a whole burst
-    /// before the lookups).
+    /// The bucket a (proto, address, port) key hashes to, for the prefetch
+    /// passes ([`ConnTable::prefetch_bucket`], [`ConnTable::prefetch_chain`]).
     #[inline]
-    pub fn prefetch(&self, proto: u8, caddr: Ipv4Addr, cport: u16) {
-        let b = self.bucket(proto, caddr, cport);
-        if let Some(slot) = self.buckets.get(b) {
+    pub fn bucket_of(&self, proto: u8, addr: Ipv4Addr, port: u16) -> u32 {
+        self.bucket(proto, addr, port) as u32
+    }
+
+    /// Prefetches bucket `b` (call for a whole burst before the lookups).
+    #[inline]
+    pub fn prefetch_bucket(&self, b: u32) {
+        if let Some(slot) = self.buckets.get(b as usize) {
             prefetch(slot as *const u32 as *const u8);
         }
     }
 
-    /// Prefetches the first entry of the chain a client endpoint hashes to
-    /// (the second stage, after [`ConnTable::prefetch`] brought the bucket in).
+    /// Prefetches the first entry of bucket `b`'s chain (the second pass,
+    /// after [`ConnTable::prefetch_bucket`] brought the bucket in).
     #[inline]
-    pub fn prefetch_entry(&self, proto: u8, caddr: Ipv4Addr, cport: u16) {
-        let b = self.bucket(proto, caddr, cport);
-        if let Some(c) = self.buckets.get(b).and_then(|&i| self.conns.get(i as usize)) {
+    pub fn prefetch_chain(&self, b: u32) {
+        if let Some(c) = self.buckets.get(b as usize).and_then(|&i| self.conns.get(i as usize)) {
             prefetch(c as *const Conn as *const u8);
         }
     }

@@ -875,7 +875,7 @@ mod parse_paths {
 
     use super::*;
 
-    /// A TCP or UDP frame built by etherparse, padded to `pad` extra bytes.
+    /// A TCP frame ([`tcp_sized`]) or a UDP one, padded with `pad` bytes.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn frame(
         tcp: bool,
@@ -887,34 +887,21 @@ mod parse_paths {
         payload: usize,
         pad: usize,
     ) -> Vec<u8> {
-        let b = PacketBuilder::ethernet2(P0_MAC, GW_MAC).ipv4(src, dst, 64);
-        let mut out = Vec::new();
-        let data = vec![0x5a; payload];
-        if tcp {
-            let mut b = b.tcp(ports.0, ports.1, 1, 1024);
-            if flags & SYN != 0 {
-                b = b.syn();
-            }
-            if flags & ACK != 0 {
-                b = b.ack(7);
-            }
-            if flags & FIN != 0 {
-                b = b.fin();
-            }
-            if flags & RST != 0 {
-                b = b.rst();
-            }
-            b.write(&mut out, &data).unwrap();
+        let mut out = if tcp {
+            tcp_sized(src.into(), ports.0, dst.into(), ports.1, flags, payload, df)
         } else {
-            b.udp(ports.0, ports.1).write(&mut out, &data).unwrap();
-        }
-        // etherparse sets DF; clear it unless asked, and fix the checksum.
-        if !df {
-            out[20] &= !0x40;
-            out[24..26].copy_from_slice(&[0, 0]);
-            let c = !crate::checksum::fold(crate::checksum::sum(&out[14..34], 0));
-            out[24..26].copy_from_slice(&c.to_be_bytes());
-        }
+            let mut out = Vec::new();
+            let b = PacketBuilder::ethernet2(GW_MAC, P0_MAC).ipv4(src, dst, 64).udp(ports.0, ports.1);
+            b.write(&mut out, &vec![0x5a; payload]).unwrap();
+            if !df {
+                // etherparse sets DF.
+                out[20] &= !0x40;
+                out[24..26].copy_from_slice(&[0, 0]);
+                let c = crate::checksum::ipv4_header_checksum(&out[14..34]);
+                out[24..26].copy_from_slice(&c.to_be_bytes());
+            }
+            out
+        };
         out.resize(out.len() + pad, 0);
         out
     }

@@ -896,7 +896,6 @@ mod parse_paths {
             if !df {
                 // etherparse sets DF.
                 out[20] &= !0x40;
-                out[24..26].copy_from_slice(&[0, 0]);
                 let c = crate::checksum::ipv4_header_checksum(&out[14..34]);
                 out[24..26].copy_from_slice(&c.to_be_bytes());
             }
@@ -959,8 +958,7 @@ mod parse_paths {
             if (reseal || frag.is_some() || ihl != 5) && f.len() >= 14 + hlen.max(20) {
                 // A correct header checksum over the edits, so they reach the
                 // checks behind it.
-                f[24..26].copy_from_slice(&[0, 0]);
-                let c = !crate::checksum::fold(crate::checksum::sum(&f[14..14 + hlen.max(20)], 0));
+                let c = crate::checksum::ipv4_header_checksum(&f[14..14 + hlen.max(20)]);
                 f[24..26].copy_from_slice(&c.to_be_bytes());
             }
             if let Some(c) = cut {

@@ -57,6 +57,13 @@ fn parse<B: PacketBuf>(pkt: &mut B) -> Result<Flow, DropReason> {
     Ok(flow)
 }
 
+/// A source address Linux drops before IPVS sees the packet
+/// (ip_route_input_slow's martian check).
+#[inline]
+fn martian(src: Ipv4Addr) -> bool {
+    src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback()
+}
+
 /// Every IPv4 frame [`parse_common`] leaves (header options, fragments,
 /// other protocols), and the drop reason for the rest.
 fn parse_general(data: &[u8], device_checked: Option<bool>) -> Result<(Flow, usize), DropReason> {
@@ -101,8 +108,7 @@ fn parse_general(data: &[u8], device_checked: Option<bool>) -> Result<(Flow, usi
         _ => (0, 0, 0),
     };
     let src = ip.src_addr();
-    // Linux drops martian sources before IPVS sees them (ip_route_input_slow).
-    if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
+    if martian(src) {
         return Err(DropReason::MartianSource);
     }
     let too_big = ip.dont_frag() && ip.total_len() > PATH_MTU;
@@ -139,7 +145,8 @@ fn parse_common(d: &[u8], device_checked: Option<bool>) -> Option<(Flow, usize)>
     let l4 = d.get(L4..frame_len)?;
     let (ports, tcp_flags) = if proto == PROTO_TCP {
         let t = l4.first_chunk::<20>()?;
-        if usize::from(t[12] >> 4) * 4 < 20 || usize::from(t[12] >> 4) * 4 > l4.len() {
+        let doff = usize::from(t[12] >> 4) * 4;
+        if doff < 20 || doff > l4.len() {
             return None;
         }
         ([t[0], t[1], t[2], t[3]], t[13])
@@ -152,9 +159,8 @@ fn parse_common(d: &[u8], device_checked: Option<bool>) -> Option<(Flow, usize)>
         ([u[0], u[1], u[2], u[3]], 0)
     };
     let src = Ipv4Addr::new(h[26], h[27], h[28], h[29]);
-    // Martian sources: the general path drops them.
-    if src.is_unspecified() || src.is_broadcast() || src.is_multicast() || src.is_loopback() {
-        return None;
+    if martian(src) {
+        return None; // the general path drops it
     }
     let flow = Flow {
         proto,
@@ -835,7 +841,6 @@ impl Lb {
 /// (daddr, dport, method, dest, template) of a scheduling decision.
 type Picked = (Ipv4Addr, u16, FwdMethod, std::sync::Arc<crate::service::DestShared>, Option<u32>);
 
-/// The drop counter for a transmitter error.
 /// Counts a packet (IP length) of connection `c` in its real server's
 /// statistics, `worker`'s share (`ipvsadm --stats`, §6.2).
 #[inline]
@@ -856,6 +861,7 @@ fn account_conn(c: &Conn, worker: usize, frame_len: usize, new_conn: bool, out: 
     }
 }
 
+/// The drop counter for a transmitter error.
 pub fn xmit_drop(e: XmitError) -> DropReason {
     match e {
         XmitError::NotIpv4 => DropReason::NotIpv4,

@@ -135,18 +135,6 @@ pub fn set_macs<B: PacketBuf>(pkt: &mut B, dst: [u8; 6], src: [u8; 6]) -> Result
     Ok(())
 }
 
-/// The MTU check of §4.1 for DR and NAT (TUN does its own, with the tunnel
-/// overhead): with DF set, an IPv4 datagram longer than `mtu` gets
-/// [`XmitError::FragNeeded`] with `mtu`. Without DF it is the caller's to
-/// fragment or drop. Packets are never changed.
-pub fn check_mtu<B: PacketBuf>(pkt: &B, mtu: u16) -> Result<(), XmitError> {
-    let ip = ipv4_view(pkt.data())?;
-    if ip.dont_frag() && ip.total_len() > mtu {
-        return Err(XmitError::FragNeeded { mtu });
-    }
-    Ok(())
-}
-
 /// The IPv4 bytes of an untagged Ethernet II frame.
 fn ipv4_bytes(frame: &[u8]) -> Result<&[u8], XmitError> {
     match frame.get(12..14) {
@@ -358,22 +346,6 @@ mod tests {
         let mut short = VecBuf::new(&f[..11], 0);
         assert_eq!(set_macs(&mut short, RS_MAC, LB_MAC), Err(XmitError::NotIpv4));
         assert_eq!(short.as_bytes(), &f[..11]);
-    }
-
-    #[test]
-    fn mtu_check() {
-        let f = tcp_frame(CIP, CPORT, VIP, VPORT, 64); // DF set by the builder
-        let len = (f.len() - 14) as u16;
-        let b = VecBuf::new(&f, 0);
-        assert_eq!(check_mtu(&b, len), Ok(()));
-        assert_eq!(check_mtu(&b, len - 1), Err(XmitError::FragNeeded { mtu: len - 1 }));
-        let mut nodf = f.clone();
-        nodf[14 + 6] &= !0x40;
-        assert_eq!(check_mtu(&VecBuf::new(&nodf, 0), len - 1), Ok(()));
-        let mut arp = f.clone();
-        arp[12..14].copy_from_slice(&[0x08, 0x06]);
-        assert_eq!(check_mtu(&VecBuf::new(&arp, 0), 1500), Err(XmitError::NotIpv4));
-        assert_eq!(check_mtu(&VecBuf::new(&f[..30], 0), 1500), Err(XmitError::Malformed));
     }
 
     #[test]

@@ -124,43 +124,11 @@ impl Snapshot {
         self
     }
 
-    /// The firewall mark of a frame received on `in_port` (0 without rules).
-    #[inline]
-    pub fn mark_of(&self, frame: &[u8], in_port: u16) -> u32 {
-        if self.fwmark.is_empty() {
-            0
-        } else {
-            self.fwmark.classify(frame, in_port)
-        }
-    }
-
-    /// As [`Snapshot::mark_of`], counting the matched rules in `worker`'s counters.
-    #[inline]
-    pub fn mark_counted(&self, frame: &[u8], in_port: u16, worker: usize) -> u32 {
-        if self.fwmark.is_empty() {
-            return 0;
-        }
-        let Some(key) = crate::classify::Key::parse(frame) else { return 0 };
-        let hits = self.fwmark_hits.get(worker);
-        self.fwmark.classify_key(&key, in_port, |i| {
-            if let Some(h) = hits.and_then(|h| h.get(i)) {
-                h.packets.add(1);
-                h.bytes.add(u64::from(key.len));
-            }
-        })
-    }
-
-    /// [`Snapshot::mark_of`] of each frame of a burst, into `marks` (the
-    /// first `min(frames.len(), marks.len())`; see
-    /// [`Classifier::classify_burst`]). Prefetch the frames first.
-    #[inline]
-    pub fn marks_of_burst(&self, frames: &[&[u8]], in_port: u16, marks: &mut [u32]) {
-        self.fwmark.classify_burst(frames, in_port, marks);
-    }
-
-    /// [`Snapshot::mark_counted`] of each frame of a burst, into `marks`,
-    /// counting the matched rules in `worker`'s counters: the worker's rx
-    /// path, one call per rx burst after prefetching the frames.
+    /// The firewall mark of each frame of a burst received on `in_port`, into
+    /// `marks` (the first `min(frames.len(), marks.len())`; see
+    /// [`Classifier::classify_burst`]), counting the matched rules in
+    /// `worker`'s counters: the worker's rx path, one call per rx burst after
+    /// prefetching the frames.
     #[inline]
     pub fn marks_counted_burst(&self, frames: &[&[u8]], in_port: u16, worker: usize, marks: &mut [u32]) {
         let hits = self.fwmark_hits.get(worker);
@@ -310,9 +278,12 @@ mod tests {
             .udp(1, 53)
             .write(&mut frame, b"q")
             .unwrap();
-        assert_eq!(s.mark_counted(&frame, 0, 1), 10);
-        assert_eq!(s.mark_counted(&frame, 0, 0), 10);
-        assert_eq!(s.mark_of(&frame, 0), 10, "uncounted");
+        for worker in [1, 0] {
+            let mut mark = [0];
+            s.marks_counted_burst(&[&frame], 0, worker, &mut mark);
+            assert_eq!(mark, [10]);
+        }
+        assert_eq!(s.fwmark.classify(&frame, 0), 10, "uncounted");
         assert_eq!(s.fwmark_totals(), vec![(2, 58), (2, 58)]);
     }
 }

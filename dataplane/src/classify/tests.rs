@@ -490,11 +490,13 @@ fn snapshot_burst_counts_per_worker() {
     s.marks_counted_burst(&frames, 0, 1, &mut marks);
     assert_eq!(marks, [10, 0, 0]);
     let mut again = [u32::MAX; 3];
-    s.marks_of_burst(&frames, 0, &mut again);
+    s.fwmark.classify_burst(&frames, 0, &mut again);
     assert_eq!(again, marks, "uncounted");
     // Two packets of 31 bytes on the count-only rule, one on the mark rule.
     assert_eq!(s.fwmark_totals(), vec![(1, 31), (2, 62)]);
-    assert_eq!(s.mark_counted(&hit, 0, 0), 10);
+    let mut one = [0];
+    s.marks_counted_burst(&[&hit], 0, 0, &mut one);
+    assert_eq!(one, [10]);
     assert_eq!(s.fwmark_totals(), vec![(2, 62), (3, 93)]);
 }
 

@@ -458,36 +458,51 @@ impl Lb {
         self.reuse_or_keep_checked(i, flow, snap)
     }
 
+    /// [`Lb::reuse_or_keep`] for a SYN, or for a connection whose real server
+    /// is gone, in IPVS's order (`ip_vs_in_hook`): first a new SYN may retire
+    /// the old entry (§3.3, and §2.4's quiesced case), and only then is the
+    /// server's status checked (§2.4). The other order would drop the SYN
+    /// that reuses the port of a finished connection to a removed server
+    /// until that entry's timer ran out.
     #[inline(never)]
     fn reuse_or_keep_checked(&mut self, i: u32, flow: Flow, snap: &Snapshot) -> Result<bool, DropReason> {
+        use std::sync::atomic::Ordering::Relaxed;
         let Some(c) = self.conns.get(i) else { return Ok(false) };
-        let syn = flow.proto == PROTO_TCP
-            && flow.tcp_flags & crate::wire::tcp::flags::SYN != 0
-            && flow.tcp_flags & crate::wire::tcp::flags::RST == 0;
-        let dest_ok = c.dest.as_ref().is_some_and(|d| d.available.load(std::sync::atomic::Ordering::Relaxed));
-        if !dest_ok {
-            // §2.4: expire_nodest_conn = 1 expires the entry and treats the packet as new.
-            if snap.knobs.expire_nodest_conn {
-                self.conns.force_expire(i);
+        let knobs = &snap.knobs;
+        // IPVS's new-connection test is the SYN bit alone (an RST with it
+        // still retires the entry; scheduling then refuses the segment).
+        if flow.proto == PROTO_TCP && flow.tcp_flags & crate::wire::tcp::flags::SYN != 0 {
+            // §2.4: a SYN on a connection to a server of weight 0 (quiesced, or
+            // drained before removal) is rescheduled with expire_nodest_conn,
+            // whatever conn_reuse_mode says and persistent or not.
+            let quiesced = c.dest.as_ref().is_some_and(|d| d.weight.load(Relaxed) == 0);
+            let resched = if knobs.expire_nodest_conn && quiesced {
+                true
+            } else {
+                // §3.3: any nonzero conn_reuse_mode reuses an uncontrolled
+                // (not persistent) connection in TIME_WAIT or CLOSE; the value
+                // 2 adds FIN_WAIT without output (DR/TUN).
+                let mode = knobs.conn_reuse_mode;
+                let st = c.tcp_state();
+                mode != 0
+                    && c.control == crate::conn::NIL
+                    && (matches!(st, TcpState::TimeWait | TcpState::Close)
+                        || (mode & 2 != 0 && st == TcpState::FinWait && c.flags & cf::NOOUTPUT != 0))
+            };
+            if resched {
+                self.conns.expire_now(i);
+                return Ok(false);
+            }
+        }
+        // §2.4: then the server's status. A removed server (or, on a sync
+        // backup, one not configured here) drops the packet, or with
+        // expire_nodest_conn = 1 expires the entry and the packet is new.
+        if !c.dest.as_ref().is_some_and(|d| d.available.load(Relaxed)) {
+            if knobs.expire_nodest_conn {
+                self.conns.expire_now(i);
                 return Ok(false);
             }
             return Err(DropReason::DestUnavailable);
-        }
-        let mode = snap.knobs.conn_reuse_mode;
-        if syn && mode != 0 {
-            // §3.3 (ip_vs_in_hook, is_new_conn_expected): any nonzero mode reuses
-            // an uncontrolled connection in TIME_WAIT or CLOSE; the value 2 adds
-            // FIN_WAIT without output (DR/TUN).
-            let st = c.tcp_state();
-            let reuse = c.control == crate::conn::NIL
-                && (matches!(st, TcpState::TimeWait | TcpState::Close)
-                    || (mode & 2 != 0 && st == TcpState::FinWait && c.flags & cf::NOOUTPUT != 0));
-            let quiesced = snap.knobs.expire_nodest_conn
-                && c.dest.as_ref().is_some_and(|d| d.weight.load(std::sync::atomic::Ordering::Relaxed) == 0);
-            if reuse || quiesced {
-                self.conns.force_expire(i);
-                return Ok(false);
-            }
         }
         Ok(true)
     }

@@ -239,6 +239,170 @@ fn a_syn_reuses_a_closed_connection_per_conn_reuse_mode() {
     }
 }
 
+// ---- A new SYN on a reused client port (specs/ipvs.md §2.4, §3.3) ----
+//
+// IPVS's order (ip_vs_in_hook): a SYN on an existing entry is rescheduled
+// first if (a) expire_nodest_conn = 1 and the entry's server has weight 0, or
+// else (b) conn_reuse_mode ≠ 0 and the entry is uncontrolled (not persistent)
+// in TIME_WAIT or CLOSE (or, with bit 2, FIN_WAIT without output). Only then is
+// the server's status checked: removed → dropped, or with expire_nodest_conn
+// = 1 expired and scheduled afresh. Either expiry leaves a persistence
+// template in place (§2.3), and scheduling goes through it (§2.2, §2.4).
+
+/// What happened to rs3 after the first connection (on it) ended.
+#[derive(Clone, Copy, Debug)]
+enum Rs3 {
+    /// `-d`: AVAILABLE cleared, out of the list, weight left as it was.
+    Deleted,
+    /// `-e -w 0`, then `-d`.
+    Drained,
+    /// `-e -w 0`: still listed, never chosen by the scheduler.
+    Quiesced,
+}
+
+/// The state the first connection's entry was left in.
+#[derive(Clone, Copy, Debug)]
+enum Old {
+    TimeWait,
+    Close,
+    FinWait,
+    Established,
+}
+
+/// The fate of the new SYN from the same client port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Syn {
+    /// Scheduled afresh onto rs1 or rs2 (a new connection).
+    Resched,
+    /// Forwarded to rs3 on the old entry (no new connection).
+    Keep,
+    /// The old entry expired; a new connection to rs3 through the
+    /// persistence template, which outlives it.
+    Rs3New,
+    /// Dropped (`dest_unavailable`).
+    Dropped,
+}
+
+fn reused_port_syn(method: FwdMethod, persistent: bool, old: Old, rs3: Rs3, mode: u8, nodest: bool) -> Syn {
+    let mut r = Rig::new();
+    let p = persistent.then_some(Persistence { timeout: 300, netmask: Ipv4Addr::BROADCAST });
+    let knobs = Knobs { conn_reuse_mode: mode, expire_nodest_conn: nodest, ..Knobs::default() };
+    let d3 = dest(3, 80, method, 1);
+    let s1 = snap(vec![service(tcp_svc(80), SchedKind::Rr, p, vec![d3.clone()])], knobs);
+    let (_, out) = r.send(&s1, &tcp(client(1), 1000, VIP, 80, SYN), 0);
+    assert_eq!(Rig::server_of(&out), 3);
+    let (steps, state): (&[u8], _) = match old {
+        Old::TimeWait => (&[FIN], TcpState::TimeWait),          // SR + fin → TW
+        Old::Close => (&[ACK, RST], TcpState::Close),           // ES + rst → CL
+        Old::FinWait => (&[ACK, FIN | ACK], TcpState::FinWait), // INPUT_ONLY ES + fin → FW
+        Old::Established => (&[ACK], TcpState::Established),
+    };
+    for f in steps {
+        r.send(&s1, &tcp(client(1), 1000, VIP, 80, *f), 1);
+    }
+    let conn = r.lb.conns.iter().find(|(_, c)| !c.is_template()).map(|(_, c)| c.tcp_state());
+    assert_eq!(conn, Some(state), "{old:?}");
+    let mut dests = vec![dest(2, 80, method, 1), dest(1, 80, method, 1)];
+    match rs3 {
+        Rs3::Deleted => d3.shared.available.store(false, Relaxed),
+        Rs3::Drained => {
+            d3.shared.weight.store(0, Relaxed);
+            d3.shared.available.store(false, Relaxed);
+        }
+        Rs3::Quiesced => {
+            d3.shared.weight.store(0, Relaxed);
+            dests.insert(0, Dest { weight: 0, ..d3.clone() });
+        }
+    }
+    let s2 = snap(vec![service(tcp_svc(80), SchedKind::Rr, p, dests)], knobs);
+    let created = r.counters.conns_created.get();
+    let (v, out) = r.send(&s2, &tcp(client(1), 1000, VIP, 80, SYN), 2);
+    let new = r.counters.conns_created.get() > created;
+    match v {
+        Verdict::Drop(DropReason::DestUnavailable) => Syn::Dropped,
+        Verdict::Forward { .. } => match (Rig::server_of(&out), new) {
+            (1 | 2, true) => Syn::Resched,
+            (3, false) => Syn::Keep,
+            (3, true) => Syn::Rs3New,
+            other => panic!("unexpected outcome {other:?}"),
+        },
+        other => panic!("unexpected verdict {other:?}"),
+    }
+}
+
+#[test]
+fn a_syn_on_a_reused_port_follows_ipvs_order_of_reuse_then_server_status() {
+    use FwdMethod::{Masq, Route};
+    use Old::*;
+    use Rs3::*;
+    use Syn::*;
+    // (method, persistent, old entry, rs3, expire_nodest_conn,
+    //  outcome for conn_reuse_mode 0, 1, 2); the letters name the kernel's
+    //  path: (a)/(b) the reschedule rules above, (s) the status check.
+    #[rustfmt::skip]
+    let table = [
+        // Not persistent, finished entry: (b) for modes 1 and 2, whatever
+        // rs3's status; mode 0 leaves it to (s), or (a) when rs3 is at weight 0.
+        (Masq, false, TimeWait, Deleted, false, [Dropped, Resched, Resched]),
+        (Masq, false, TimeWait, Deleted, true, [Resched, Resched, Resched]),
+        (Masq, false, TimeWait, Drained, false, [Dropped, Resched, Resched]),
+        (Masq, false, TimeWait, Drained, true, [Resched, Resched, Resched]),
+        (Masq, false, TimeWait, Quiesced, false, [Keep, Resched, Resched]),
+        (Masq, false, TimeWait, Quiesced, true, [Resched, Resched, Resched]),
+        (Masq, false, Close, Deleted, false, [Dropped, Resched, Resched]),
+        (Masq, false, Close, Deleted, true, [Resched, Resched, Resched]),
+        (Masq, false, Close, Drained, false, [Dropped, Resched, Resched]),
+        (Masq, false, Close, Drained, true, [Resched, Resched, Resched]),
+        (Masq, false, Close, Quiesced, false, [Keep, Resched, Resched]),
+        (Masq, false, Close, Quiesced, true, [Resched, Resched, Resched]),
+        // A live entry is never reused by (b): (s) decides, or (a).
+        (Masq, false, Established, Deleted, false, [Dropped, Dropped, Dropped]),
+        (Masq, false, Established, Deleted, true, [Resched, Resched, Resched]),
+        (Masq, false, Established, Quiesced, false, [Keep, Keep, Keep]),
+        (Masq, false, Established, Quiesced, true, [Resched, Resched, Resched]),
+        // DR: FIN_WAIT without output is finished only for mode 2 (b).
+        (Route, false, FinWait, Deleted, false, [Dropped, Dropped, Resched]),
+        (Route, false, FinWait, Quiesced, false, [Keep, Keep, Resched]),
+        (Route, false, TimeWait, Deleted, false, [Dropped, Resched, Resched]),
+        // Persistent: a controlled entry is never reused by (b). (s) drops, or
+        // expires and the invalid template gives way (§2.4); at weight 0 (a)
+        // expires the entry and the template, still valid, picks rs3 again.
+        (Masq, true, TimeWait, Deleted, false, [Dropped, Dropped, Dropped]),
+        (Masq, true, TimeWait, Deleted, true, [Resched, Resched, Resched]),
+        (Masq, true, TimeWait, Drained, false, [Dropped, Dropped, Dropped]),
+        (Masq, true, TimeWait, Drained, true, [Resched, Resched, Resched]),
+        (Masq, true, TimeWait, Quiesced, false, [Keep, Keep, Keep]),
+        (Masq, true, TimeWait, Quiesced, true, [Rs3New, Rs3New, Rs3New]),
+        (Masq, true, Close, Deleted, false, [Dropped, Dropped, Dropped]),
+        (Masq, true, Close, Deleted, true, [Resched, Resched, Resched]),
+        (Masq, true, Close, Quiesced, false, [Keep, Keep, Keep]),
+        (Masq, true, Close, Quiesced, true, [Rs3New, Rs3New, Rs3New]),
+    ];
+    for (method, persistent, old, rs3, nodest, want) in table {
+        for (mode, want) in [0u8, 1, 2].into_iter().zip(want) {
+            let got = reused_port_syn(method, persistent, old, rs3, mode, nodest);
+            assert_eq!(
+                got, want,
+                "{method:?} persistent={persistent} {old:?} rs3 {rs3:?} expire_nodest_conn={nodest} conn_reuse_mode={mode}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_syn_with_rst_retires_a_finished_entry_but_starts_nothing() {
+    // is_new_conn tests the SYN bit alone (§3.3); scheduling refuses an RST
+    // (§3.2), so the segment goes nowhere, and the next SYN is scheduled.
+    let mut r = Rig::new();
+    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d)], Knobs::default());
+    r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 0);
+    r.send(&s, &tcp(client(1), 1000, VIP, 80, FIN), 0);
+    let (v, _) = r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN | RST), 1);
+    assert_eq!(v, Verdict::Drop(DropReason::TcpNoConn));
+    assert_eq!(r.lb.conns.len(), 0, "the TIME_WAIT entry is gone");
+}
+
 #[test]
 fn dr_connections_use_the_input_only_table_and_count_active_from_the_syn() {
     let mut r = Rig::new();

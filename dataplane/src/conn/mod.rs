@@ -375,8 +375,16 @@ impl ConnTable {
         }
     }
 
-    /// Deletes `i` now (connection reuse, expire_nodest_conn, flush): unbinds,
-    /// releases its template, frees. A template that is not ASSURED and has no
+    /// Expires `i` now, as its timer would (IPVS's expire-now of a packet
+    /// that reuses or finds a dead entry, §2.4, §3.3): unbinds, releases its
+    /// template and frees it. The template is left alone, even without other
+    /// children (§2.3: only a force-delete takes it along).
+    pub fn expire_now(&mut self, i: u32) {
+        self.free(i);
+    }
+
+    /// Deletes `i` now (a flush, a synced entry replacing it, a one-packet
+    /// connection after its packet): unbinds, releases its template, frees. A template that is not ASSURED and has no
     /// other child is deleted with it (§2.3).
     pub fn force_expire(&mut self, i: u32) {
         let control = self.conns.get(i as usize).map_or(NIL, |c| c.control);

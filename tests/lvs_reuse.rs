@@ -416,15 +416,15 @@ fn run(ns: &Netns, wire: &mut Wire, mode: u8, nodest: bool) -> Vec<String> {
     let rvsd = Rvsd::start(ns, dir.path(), mode, nodest);
     let _ = wire.received();
     // One client address per row, so that no two cases share an entry or a template.
-    let cases: Vec<(Ipv4Addr, u16, Old, Syn)> = TABLE
+    let cases: Vec<(usize, Ipv4Addr, u16, Old, Syn)> = TABLE
         .iter()
         .enumerate()
         .filter(|(_, r)| r.4 == nodest)
-        .map(|(i, r)| (client(i as u8 + 1), vport_of((r.0, r.1, r.3)), r.2, r.5[usize::from(mode)]))
+        .map(|(i, r)| (i, client(i as u8 + 1), vport_of((r.0, r.1, r.3)), r.2, r.5[usize::from(mode)]))
         .collect();
     let mut sent = 0;
     // 1. A connection from each client to rs3, the only server so far.
-    for &(c, vport, _, _) in &cases {
+    for &(_, c, vport, _, _) in &cases {
         wire.send(&seg(c, vport, SYN, 1000));
         sent += 1;
     }
@@ -434,7 +434,7 @@ fn run(ns: &Netns, wire: &mut Wire, mode: u8, nodest: bool) -> Vec<String> {
     assert!(out.iter().all(|o| server_of(o) == 3), "{out:?}");
     // 2. Its end: SR + fin → TIME_WAIT; ES + rst → CLOSE; (INPUT_ONLY) ES +
     //    fin → FIN_WAIT (§3.4).
-    for &(c, vport, old, _) in &cases {
+    for &(_, c, vport, old, _) in &cases {
         let steps: &[u8] = match old {
             TimeWait => &[FIN | ACK],
             Close => &[ACK, RST | ACK],
@@ -464,7 +464,7 @@ fn run(ns: &Netns, wire: &mut Wire, mode: u8, nodest: bool) -> Vec<String> {
     }
     let before = rvsd.rs3_conns();
     // 4. The client reuses its port: a new SYN.
-    for &(c, vport, _, _) in &cases {
+    for &(_, c, vport, _, _) in &cases {
         wire.send(&seg(c, vport, SYN, 5000));
         sent += 1;
     }
@@ -475,14 +475,14 @@ fn run(ns: &Netns, wire: &mut Wire, mode: u8, nodest: bool) -> Vec<String> {
     let mut failures = Vec::new();
     // New connections on rs3, per service: all or none of its rs3 outcomes.
     let new_on_rs3 = |vport: u16| after.get(&vport).copied().unwrap_or(0) - before.get(&vport).copied().unwrap_or(0);
-    for (row, &(c, vport, old, want)) in cases.iter().enumerate() {
+    for &(row, c, vport, old, want) in &cases {
         let outs: Vec<&Out> = out.iter().filter(|o| o.src == c && o.sport == CPORT).collect();
         let got = match outs.as_slice() {
             [] => Dropped,
             [o] if server_of(o) == 3 => {
                 let rs3_cases = cases
                     .iter()
-                    .filter(|x| x.1 == vport && out.iter().any(|o| o.src == x.0 && server_of(o) == 3))
+                    .filter(|x| x.2 == vport && out.iter().any(|o| o.src == x.1 && server_of(o) == 3))
                     .count() as u64;
                 match new_on_rs3(vport) {
                     0 => Keep,
@@ -495,13 +495,13 @@ fn run(ns: &Netns, wire: &mut Wire, mode: u8, nodest: bool) -> Vec<String> {
         };
         if got != want {
             failures.push(format!(
-                "conn_reuse_mode={mode} expire_nodest_conn={} port {vport} {:?} {old:?}: got {got:?}, want {want:?} (row {row})",
+                "conn_reuse_mode={mode} expire_nodest_conn={} port {vport} {:?} {old:?}: got {got:?}, want {want:?} (table row {row})",
                 u8::from(nodest),
                 services()[usize::from(vport - 81)]
             ));
         }
     }
-    let drops = cases.iter().filter(|c| c.3 == Dropped).count() as u64;
+    let drops = cases.iter().filter(|c| c.4 == Dropped).count() as u64;
     if drop_count_table(&ports, "dest_unavailable") != drops {
         failures.push(format!("conn_reuse_mode={mode} expire_nodest_conn={nodest}: {drops} drops expected:\n{ports}"));
     }

@@ -77,9 +77,12 @@ use Rs3::{Deleted, Drained, Quiesced};
 use Syn::{Dropped, Keep, Resched, Rs3New};
 
 /// (method, persistent, old entry, rs3, expire_nodest_conn, outcome for
-/// conn_reuse_mode 0, 1, 2). The letters in the comments are the paths above.
+/// conn_reuse_mode 0, 1, 2).
+type Case = (Method, bool, Old, Rs3, bool, [Syn; 3]);
+
+/// The cases; the letters in the comments are the paths above.
 #[rustfmt::skip]
-const TABLE: &[(Method, bool, Old, Rs3, bool, [Syn; 3])] = &[
+const TABLE: &[Case] = &[
     // Not persistent, finished entry: (b) for modes 1 and 2, whatever rs3's
     // status; mode 0 leaves it to (s), or to (a) when rs3 is at weight 0.
     (Masq, false, TimeWait, Deleted, false, [Dropped, Resched, Resched]),

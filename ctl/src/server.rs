@@ -15,12 +15,17 @@
 //! - a client has `idle_timeout` seconds to send each whole request, and to
 //!   take each reply, or is closed;
 //! - a request line is at most [`MAX_REQUEST_BYTES`]; the buffer holding it
-//!   is released once the request is decoded, so an idle connection holds a
-//!   few bytes, and the memory held is at most `max_clients` requests.
+//!   is released once the request is decoded. Beyond its first
+//!   [`READ_CHUNK`], a client's buffer comes out of one budget shared by all
+//!   clients ([`REQUEST_BUDGET`]); a request that would overdraw it is
+//!   refused, so unfinished requests hold at most that much however many
+//!   clients send them.
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,7 +38,10 @@ use crate::control::Control;
 use crate::proto::{decode_request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 
 /// How much a read asks for at a time (and a buffer's first size).
-const READ_CHUNK: usize = 64 << 10;
+pub const READ_CHUNK: usize = 64 << 10;
+/// What the buffers of unfinished requests may hold together beyond their
+/// first [`READ_CHUNK`]: four whole requests at once.
+pub const REQUEST_BUDGET: usize = 4 * MAX_REQUEST_BYTES;
 /// Exit status rvsadm reports for a connection rvsd closed or refused (as
 /// for a reply it could not read).
 const CLOSED_EXIT: i32 = 1;
@@ -186,6 +194,7 @@ impl Drop for Release {
 
 async fn accept_loop(listener: UnixListener, control: Arc<Control>, limits: Limits) {
     let slots: Shared = Arc::default();
+    let budget = Arc::new(AtomicUsize::new(0));
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -200,7 +209,8 @@ async fn accept_loop(listener: UnixListener, control: Arc<Control>, limits: Limi
         match admitted {
             Some((id, shed)) => {
                 let release = Release { slots: slots.clone(), id };
-                tokio::spawn(client(stream, control.clone(), release, shed, limits));
+                let held = Held { total: budget.clone(), mine: 0 };
+                tokio::spawn(client(stream, control.clone(), release, shed, held, limits));
             }
             None => {
                 let r = closing(format!(
@@ -220,11 +230,44 @@ enum Read {
     Line(Vec<u8>),
     Eof,
     TooLong,
+    OverBudget,
+}
+
+/// One client's share of [`REQUEST_BUDGET`]: the capacity of its buffer
+/// beyond [`READ_CHUNK`].
+struct Held {
+    total: Arc<AtomicUsize>,
+    mine: usize,
+}
+
+impl Held {
+    /// Accounts a buffer of `cap` bytes; false (nothing changed) when that
+    /// would overdraw the budget.
+    fn set(&mut self, cap: usize) -> bool {
+        let want = cap.saturating_sub(READ_CHUNK);
+        if want > self.mine {
+            let more = want - self.mine;
+            if self.total.fetch_add(more, Relaxed) + more > REQUEST_BUDGET {
+                self.total.fetch_sub(more, Relaxed);
+                return false;
+            }
+        } else {
+            self.total.fetch_sub(self.mine - want, Relaxed);
+        }
+        self.mine = want;
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.mine, Relaxed);
+    }
 }
 
 /// Reads up to the next newline (excluded) or the end of the stream. `buf`
 /// holds what was read beyond the line, for the next call.
-async fn read_request(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>, max: usize) -> std::io::Result<Read> {
+async fn read_request(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>, held: &mut Held, max: usize) -> std::io::Result<Read> {
     let mut scanned = 0;
     loop {
         if let Some(i) = buf[scanned..].iter().position(|&b| b == b'\n') {
@@ -240,6 +283,9 @@ async fn read_request(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>, max: usize) -> 
         if buf.capacity() == buf.len() {
             // Doubling, but never past one byte more than a request may be.
             let want = (buf.capacity() * 2).clamp(READ_CHUNK, max + 1);
+            if !held.set(want) {
+                return Ok(Read::OverBudget);
+            }
             buf.reserve_exact(want.saturating_sub(buf.len()).max(1));
         }
         if rd.read_buf(buf).await? == 0 {
@@ -248,13 +294,22 @@ async fn read_request(rd: &mut OwnedReadHalf, buf: &mut Vec<u8>, max: usize) -> 
     }
 }
 
-async fn client(stream: UnixStream, control: Arc<Control>, slot: Release, shed: Arc<Notify>, limits: Limits) {
+async fn client(
+    stream: UnixStream,
+    control: Arc<Control>,
+    slot: Release,
+    shed: Arc<Notify>,
+    mut held: Held,
+    limits: Limits,
+) {
     let (mut rd, mut wr) = stream.into_split();
     let mut buf = Vec::new();
     loop {
-        lock(&slot.slots).set_waiting(slot.id, true);
+        // A client with a whole request already read (pipelined) is not idle.
+        let pipelined = buf.contains(&b'\n');
+        lock(&slot.slots).set_waiting(slot.id, !pipelined);
         let got = tokio::select! {
-            r = tokio::time::timeout(limits.idle_timeout, read_request(&mut rd, &mut buf, limits.max_request)) => r,
+            r = tokio::time::timeout(limits.idle_timeout, read_request(&mut rd, &mut buf, &mut held, limits.max_request)) => r,
             _ = shed.notified() => {
                 let r = closing(format!(
                     "closed: another client needed this connection's slot ([control] max_clients = {}) and this \
@@ -279,11 +334,20 @@ async fn client(stream: UnixStream, control: Arc<Control>, slot: Release, shed: 
                 send(&mut wr, &error(format!("request larger than {} bytes", limits.max_request)), limits).await;
                 return;
             }
+            Ok(Ok(Read::OverBudget)) => {
+                let r = closing(format!(
+                    "closed: rvsd already holds {} MiB of unfinished requests from its clients; try again",
+                    REQUEST_BUDGET >> 20
+                ));
+                send(&mut wr, &r, limits).await;
+                return;
+            }
             Ok(Ok(Read::Line(line))) => line,
         };
         if buf.capacity() > READ_CHUNK {
             buf.shrink_to(READ_CHUNK);
         }
+        held.set(buf.capacity());
         lock(&slot.slots).set_waiting(slot.id, false);
         let decoded = decode_request(&line);
         drop(line);

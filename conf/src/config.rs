@@ -165,11 +165,30 @@ pub struct Control {
     pub socket: PathBuf,
     /// Group that owns the socket (mode 0660); `None`: root only (0600).
     pub group: Option<String>,
+    /// Clients served at once, 1..=MAX_CONTROL_CLIENTS.
+    pub max_clients: u32,
+    /// Seconds a client may take to send a whole request (or to read a
+    /// reply) before rvsd closes its connection, 1..=MAX_IDLE_TIMEOUT.
+    pub idle_timeout: u32,
 }
+
+/// Default `[control] max_clients`.
+pub const DEFAULT_CONTROL_CLIENTS: u32 = 16;
+/// Largest `[control] max_clients`.
+pub const MAX_CONTROL_CLIENTS: u32 = 1024;
+/// Default `[control] idle_timeout`, seconds.
+pub const DEFAULT_IDLE_TIMEOUT: u32 = 60;
+/// Largest `[control] idle_timeout`, seconds.
+pub const MAX_IDLE_TIMEOUT: u32 = 3600;
 
 impl Default for Control {
     fn default() -> Self {
-        Control { socket: PathBuf::from(DEFAULT_SOCKET), group: None }
+        Control {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            group: None,
+            max_clients: DEFAULT_CONTROL_CLIENTS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
     }
 }
 

@@ -44,6 +44,7 @@ mod error;
 pub mod health;
 pub mod iptables;
 pub mod ipvsadm;
+pub mod limits;
 mod locate;
 mod schema;
 mod service;
@@ -54,9 +55,10 @@ use std::path::Path;
 
 pub use config::{
     Config, Control, Dataplane, Ipvs, Method, Metrics, Neighbor, Port, Protocol, Route, Server, Service, ServiceAddr,
-    Sync, SyncDaemon, Timeouts, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS, DEFAULT_PERSISTENT_TIMEOUT,
-    DEFAULT_RESYNC_PERIOD, DEFAULT_SCHEDULER, DEFAULT_SOCKET, MAX_CONNS_PER_WORKER, MAX_PORT_NAME, MAX_THRESHOLD,
-    MAX_TIMEOUT, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS, SCHEDULERS, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
+    Sync, SyncDaemon, Timeouts, DEFAULT_CONNS_PER_WORKER, DEFAULT_CONTROL_CLIENTS, DEFAULT_IDLE_TIMEOUT, DEFAULT_MBUFS,
+    DEFAULT_PERSISTENT_TIMEOUT, DEFAULT_RESYNC_PERIOD, DEFAULT_SCHEDULER, DEFAULT_SOCKET, MAX_CONNS_PER_WORKER,
+    MAX_CONTROL_CLIENTS, MAX_IDLE_TIMEOUT, MAX_PORT_NAME, MAX_THRESHOLD, MAX_TIMEOUT, MAX_WORKERS,
+    MIN_CONNS_PER_WORKER, MIN_MBUFS, SCHEDULERS, SVC_F_SCHED1, SVC_F_SCHED2, SVC_F_SCHED3,
 };
 pub use device::{is_pci_address, Device};
 pub use error::ConfError;
@@ -226,7 +228,11 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
                 mac: MacAddr([2, 0, 0, 0, 1, 0x11]),
                 port: "p0".into(),
             }],
-            control: Control { socket: PathBuf::from("/run/rvs/rvsd.sock"), group: Some("adm".into()) },
+            control: Control {
+                socket: PathBuf::from("/run/rvs/rvsd.sock"),
+                group: Some("adm".into()),
+                ..Control::default()
+            },
             metrics: Metrics { listen: Some("127.0.0.1:9469".parse().unwrap()) },
             fwmark: vec![],
             ipvs: Ipvs::default(),
@@ -298,7 +304,7 @@ listen = "127.0.0.1:9469"          # optional; Prometheus text at /metrics
         );
         assert_eq!(
             err("[control]\nmode = \"0660\"\n"),
-            "rvs.toml:2:1: control.mode: unknown key (valid keys: socket, group)"
+            "rvs.toml:2:1: control.mode: unknown key (valid keys: socket, group, max_clients, idle_timeout)"
         );
         assert_eq!(
             err("port = [{ name = \"p0\", device = \"d\", bogus = 1 }]\n"),

@@ -100,6 +100,8 @@ pub(crate) struct RawNeighbor {
 pub(crate) struct RawControl {
     pub socket: Option<S<String>>,
     pub group: Option<S<String>>,
+    pub max_clients: Option<S<Int>>,
+    pub idle_timeout: Option<S<Int>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -20,7 +20,7 @@ pub(crate) fn scheduler(name: &str) -> Result<&'static str, String> {
 }
 
 /// Every `-b` name ipvsadm knows, with the scheduler it is limited to.
-const FLAGS: &[(&str, u32, Option<&str>)] = &[
+pub(crate) const FLAGS: &[(&str, u32, Option<&str>)] = &[
     ("flag-1", SVC_F_SCHED1, None),
     ("flag-2", SVC_F_SCHED2, None),
     ("flag-3", SVC_F_SCHED3, None),

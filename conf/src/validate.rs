@@ -11,8 +11,9 @@ mod ipvs;
 mod sync;
 
 use crate::config::{
-    Config, Control, Dataplane, Metrics, Neighbor, Port, Route, Service, DEFAULT_CONNS_PER_WORKER, DEFAULT_MBUFS,
-    DEFAULT_SOCKET, MAX_CONNS_PER_WORKER, MAX_PORT_NAME, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS,
+    Config, Control, Dataplane, Metrics, Neighbor, Port, Route, Service, DEFAULT_CONNS_PER_WORKER,
+    DEFAULT_CONTROL_CLIENTS, DEFAULT_IDLE_TIMEOUT, DEFAULT_MBUFS, DEFAULT_SOCKET, MAX_CONNS_PER_WORKER,
+    MAX_CONTROL_CLIENTS, MAX_IDLE_TIMEOUT, MAX_PORT_NAME, MAX_WORKERS, MIN_CONNS_PER_WORKER, MIN_MBUFS,
 };
 use crate::device::Device;
 use crate::error::{ConfError, Reporter};
@@ -475,7 +476,15 @@ impl Validator<'_> {
             }
             Some(g) => Some(g.into_inner()),
         };
-        Ok(Control { socket, group })
+        let num = |v: Option<S<Int>>, key: &str, hi: u32, default: u32| -> Result<u32, ConfError> {
+            match v {
+                None => Ok(default),
+                Some(v) => Ok(u32::try_from(self.int_in(&v, key, 1, i64::from(hi))?).unwrap_or(default)),
+            }
+        };
+        let max_clients = num(raw.max_clients, "control.max_clients", MAX_CONTROL_CLIENTS, DEFAULT_CONTROL_CLIENTS)?;
+        let idle_timeout = num(raw.idle_timeout, "control.idle_timeout", MAX_IDLE_TIMEOUT, DEFAULT_IDLE_TIMEOUT)?;
+        Ok(Control { socket, group, max_clients, idle_timeout })
     }
 
     /// `[fwmark] rules`: each an iptables argument string (specs: issue "fwmark").
@@ -832,6 +841,18 @@ mod tests {
             "rvs.toml:2:9: control.group: must not be empty (leave group out to keep the socket \
              root-only)"
         );
+        assert_eq!(
+            err("[control]\nmax_clients = 0\n"),
+            "rvs.toml:2:15: control.max_clients: 0 is out of range (expected 1..=1024)"
+        );
+        assert_eq!(
+            err("[control]\nidle_timeout = 3601\n"),
+            "rvs.toml:2:16: control.idle_timeout: 3601 is out of range (expected 1..=3600)"
+        );
+        let c = parse("[control]\nmax_clients = 4\nidle_timeout = 5\n", "x").unwrap();
+        assert_eq!((c.control.max_clients, c.control.idle_timeout), (4, 5));
+        let d = parse("", "x").unwrap();
+        assert_eq!((d.control.max_clients, d.control.idle_timeout), (16, 60));
         let c = parse("[control]\nsocket = \"/tmp/r.sock\"\n", "x").unwrap();
         assert_eq!(c.control.socket, std::path::PathBuf::from("/tmp/r.sock"));
     }

@@ -18,6 +18,7 @@ use dataplane::worker::{ConnDump, WorkerCtl};
 
 use crate::proto::{self, ConnInfo, DestInfo, ListWhat, Op, Response, ServiceInfo, ServiceSpec, Stats, SvcKey};
 use crate::state::{self, Trash};
+use conf::limits::Refusal;
 
 /// Port counters, read by rvsd from DPDK (the control crate does not open ports).
 pub type PortStatsFn = Box<dyn Fn() -> Vec<proto::PortInfo> + Send + Sync>;
@@ -75,17 +76,7 @@ fn err(message: impl Into<String>) -> Response {
 }
 
 fn key_of(k: &SvcKey) -> conf::ServiceAddr {
-    match *k {
-        SvcKey::Addr { protocol, vip, port } => conf::ServiceAddr::Addr {
-            protocol: match protocol {
-                proto::Protocol::Tcp => conf::Protocol::Tcp,
-                proto::Protocol::Udp => conf::Protocol::Udp,
-            },
-            vip,
-            port,
-        },
-        SvcKey::Fwmark(m) => conf::ServiceAddr::Fwmark(m),
-    }
+    k.to_conf()
 }
 
 pub(crate) fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
@@ -118,25 +109,23 @@ fn method_from(m: proto::Method) -> conf::Method {
     }
 }
 
-fn to_conf_service(spec: &ServiceSpec, servers: Vec<conf::Server>) -> Result<conf::Service, String> {
-    if dataplane::sched::SchedKind::from_name(&spec.scheduler).is_none() {
-        return Err("Scheduler or persistence engine not found".into());
-    }
-    let addr = key_of(&spec.key);
-    if let conf::ServiceAddr::Addr { port: 0, .. } = addr {
-        if spec.persistent.is_none() {
-            return Err("Zero port specified for non-persistent service".into());
-        }
-    }
-    Ok(conf::Service {
-        addr,
+/// The service `spec` describes, if ipvsadm would send it (conf::limits),
+/// with its flags in canonical form.
+fn to_conf_service(spec: &ServiceSpec, servers: Vec<conf::Server>) -> Result<conf::Service, Refusal> {
+    let s = conf::Service {
+        addr: key_of(&spec.key),
         scheduler: spec.scheduler.clone(),
         persistent: spec.persistent,
         netmask: spec.netmask,
         flags: spec.flags.clone(),
         ops: spec.ops,
         servers,
-    })
+    };
+    conf::limits::service(&s)
+}
+
+fn refused(r: Refusal) -> Response {
+    Response::Error { message: r.message().to_owned(), exit_code: r.exit_code() }
 }
 
 impl Control {
@@ -202,6 +191,11 @@ impl Control {
         state::snapshot(cfg, macs, workers, None, &mut Trash::default())
     }
 
+    /// The `[control]` settings rvsd started with.
+    pub fn control_settings(&self) -> conf::Control {
+        self.lock().cfg.control.clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -228,8 +222,8 @@ impl Control {
             op => {
                 let mut inner = self.lock();
                 let mut cfg = inner.cfg.clone();
-                if let Err(e) = apply(&mut cfg, &op, &mut inner) {
-                    return err(e);
+                if let Err(e) = apply(&mut cfg, &op) {
+                    return refused(e);
                 }
                 self.publish(&mut inner, cfg);
                 Response::Ok
@@ -506,7 +500,7 @@ impl Control {
                                 addr: d.addr,
                                 port: d.port,
                                 method: r.map_or(proto::Method::Route, |r| method_to(r.method)),
-                                weight: d.weight,
+                                weight: u16::try_from(d.weight).unwrap_or(u16::MAX),
                                 u_threshold: d.u_threshold,
                                 l_threshold: d.l_threshold,
                             },
@@ -663,33 +657,35 @@ fn add(t: &mut Stats, s: &Stats) {
 }
 
 /// Applies `op` to `cfg` (a copy of the desired state), with the kernel's
-/// checks and ipvsadm's texts for what it refuses.
-fn apply(cfg: &mut conf::Config, op: &Op, inner: &mut Inner) -> Result<(), String> {
-    let _ = &inner;
+/// checks and ipvsadm's texts for what it refuses (conf::limits): whichever
+/// client sent it, nothing enters the state that rvsadm could not save and
+/// restore.
+fn apply(cfg: &mut conf::Config, op: &Op) -> Result<(), Refusal> {
+    use Refusal::Kernel;
     let find = |cfg: &conf::Config, k: &SvcKey| cfg.service.iter().position(|s| s.addr == key_of(k));
     match op {
         Op::AddService(spec) => {
+            let s = to_conf_service(spec, Vec::new())?;
             if find(cfg, &spec.key).is_some() {
-                return Err("Service already exists".into());
+                return Err(Kernel("Service already exists"));
             }
-            cfg.service.push(to_conf_service(spec, Vec::new())?);
+            conf::limits::scheduler(&s.scheduler)?;
+            cfg.service.push(s);
         }
         Op::EditService(spec) => {
-            let i = find(cfg, &spec.key).ok_or("No such service")?;
+            let s = to_conf_service(spec, Vec::new())?;
+            let i = find(cfg, &spec.key).ok_or(Kernel("No such service"))?;
+            conf::limits::scheduler(&s.scheduler)?;
             let servers = std::mem::take(&mut cfg.service[i].servers);
-            cfg.service[i] = to_conf_service(spec, servers)?;
+            cfg.service[i] = conf::Service { servers, ..s };
         }
         Op::DelService(k) => {
-            let i = find(cfg, k).ok_or("No such service")?;
+            let i = find(cfg, k).ok_or(Kernel("No such service"))?;
             cfg.service.remove(i);
         }
         Op::Clear => cfg.service.clear(),
         Op::AddDest { service, dest } | Op::EditDest { service, dest } => {
-            let i = find(cfg, service).ok_or("Service not defined")?;
-            // The kernel refuses l_threshold > u_threshold with ERANGE (§0).
-            if dest.l_threshold > dest.u_threshold {
-                return Err("Numerical result out of range".into());
-            }
+            let i = find(cfg, service).ok_or(Kernel("Service not defined"))?;
             let s = &mut cfg.service[i];
             let mut port = dest.port;
             if let conf::ServiceAddr::Addr { port: sp, .. } = s.addr {
@@ -702,29 +698,36 @@ fn apply(cfg: &mut conf::Config, op: &Op, inner: &mut Inner) -> Result<(), Strin
                 addr: dest.addr,
                 port,
                 method: method_from(dest.method),
-                weight: dest.weight,
+                weight: u32::from(dest.weight),
                 u_threshold: dest.u_threshold,
                 l_threshold: dest.l_threshold,
             };
+            // The ranges, then the kernel's ERANGE for l_threshold > u_threshold (§1.1).
+            conf::limits::server(&server)?;
             let existing = s.servers.iter().position(|r| r.addr == dest.addr && r.port == port);
             match (op, existing) {
-                (Op::AddDest { .. }, Some(_)) => return Err("Destination already exists".into()),
+                (Op::AddDest { .. }, Some(_)) => return Err(Kernel("Destination already exists")),
                 (Op::AddDest { .. }, None) => s.servers.push(server),
                 (_, Some(j)) => s.servers[j] = server,
-                (_, None) => return Err("No such destination".into()),
+                (_, None) => return Err(Kernel("No such destination")),
             }
         }
         Op::DelDest { service, addr, port } => {
-            let i = find(cfg, service).ok_or("Service not defined")?;
+            let i = find(cfg, service).ok_or(Kernel("Service not defined"))?;
             let s = &mut cfg.service[i];
             let port = match s.addr {
                 conf::ServiceAddr::Addr { port: sp, .. } if *port == 0 => sp,
                 _ => *port,
             };
-            let j = s.servers.iter().position(|r| r.addr == *addr && r.port == port).ok_or("No such destination")?;
+            let j = s
+                .servers
+                .iter()
+                .position(|r| r.addr == *addr && r.port == port)
+                .ok_or(Kernel("No such destination"))?;
             s.servers.remove(j);
         }
         Op::SetTimeouts { tcp, tcpfin, udp } => {
+            conf::limits::set_timeouts(*tcp, *tcpfin, *udp)?;
             let t = &mut cfg.ipvs.timeouts;
             if *tcp != 0 {
                 t.tcp = *tcp;
@@ -740,10 +743,10 @@ fn apply(cfg: &mut conf::Config, op: &Op, inner: &mut Inner) -> Result<(), Strin
             // -R stops at the first refused line and nothing is applied;
             // ipvsadm prints the bare reason.
             for o in ops {
-                apply(cfg, o, inner)?;
+                apply(cfg, o)?;
             }
         }
-        _ => return Err("operation not supported here".into()),
+        _ => return Err(Kernel("operation not supported here")),
     }
     Ok(())
 }

@@ -4,9 +4,15 @@
 //!
 //! Versioned: every request carries [`PROTOCOL_VERSION`]; the daemon refuses
 //! other versions with a clear error.
+//!
+//! Numbers have ipvsadm's ranges on the wire (`conf::limits`): a weight is a
+//! `u16`, and a request carrying a threshold, timeout, persistence timeout,
+//! fwmark or netmask ipvsadm would refuse does not decode; the decoding error
+//! is ipvsadm's text (see [`decode_request`]).
 use std::net::Ipv4Addr;
 
-use serde::{Deserialize, Serialize};
+use conf::limits::{self, Refusal};
+use serde::{Deserialize, Deserializer, Serialize};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest request line the daemon reads (a restore of many rules fits).
@@ -26,7 +32,24 @@ pub enum Protocol {
 #[serde(rename_all = "lowercase")]
 pub enum SvcKey {
     Addr { protocol: Protocol, vip: Ipv4Addr, port: u16 },
-    Fwmark(u32),
+    Fwmark(#[serde(deserialize_with = "fwmark")] u32),
+}
+
+impl SvcKey {
+    /// The same key in the configuration's model.
+    pub fn to_conf(self) -> conf::ServiceAddr {
+        match self {
+            SvcKey::Addr { protocol, vip, port } => conf::ServiceAddr::Addr {
+                protocol: match protocol {
+                    Protocol::Tcp => conf::Protocol::Tcp,
+                    Protocol::Udp => conf::Protocol::Udp,
+                },
+                vip,
+                port,
+            },
+            SvcKey::Fwmark(m) => conf::ServiceAddr::Fwmark(m),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,9 +66,11 @@ pub struct ServiceSpec {
     pub key: SvcKey,
     /// rr wrr lc wlc sed nq sh mh.
     pub scheduler: String,
-    /// Persistence timeout in seconds.
+    /// Persistence timeout in seconds, 1..=2678400.
+    #[serde(default, deserialize_with = "persistent")]
     pub persistent: Option<u32>,
-    /// Persistence netmask (255.255.255.255 when not given).
+    /// Persistence netmask (255.255.255.255 when not given), contiguous.
+    #[serde(deserialize_with = "netmask")]
     pub netmask: Ipv4Addr,
     /// `-b` flags by ipvsadm name (sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3).
     pub flags: Vec<String>,
@@ -59,8 +84,13 @@ pub struct DestSpec {
     pub addr: Ipv4Addr,
     pub port: u16,
     pub method: Method,
-    pub weight: u32,
+    #[serde(deserialize_with = "weight")]
+    pub weight: u16,
+    /// 0..=2147483647 (0: no limit).
+    #[serde(deserialize_with = "u_threshold")]
     pub u_threshold: u32,
+    /// 0..=2147483647.
+    #[serde(deserialize_with = "l_threshold")]
     pub l_threshold: u32,
 }
 
@@ -117,8 +147,11 @@ pub enum Op {
     Zero(Option<SvcKey>),
     /// `--set tcp tcpfin udp` (0 = unchanged, §3.7).
     SetTimeouts {
+        #[serde(deserialize_with = "set_timeout")]
         tcp: u32,
+        #[serde(deserialize_with = "set_timeout")]
         tcpfin: u32,
+        #[serde(deserialize_with = "set_timeout")]
         udp: u32,
     },
     /// `-R`: these operations, all or none (the first failure aborts, nothing applied).
@@ -160,6 +193,101 @@ impl Request {
     pub fn new(op: Op) -> Request {
         Request { version: PROTOCOL_VERSION, op }
     }
+}
+
+/// Why a request line is refused before anything is done.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Undecodable {
+    /// ipvsadm's text for a value out of its range, otherwise `malformed
+    /// request: ...`.
+    pub message: String,
+}
+
+/// A request line (without its newline) as the daemon reads it. A value out
+/// of ipvsadm's range is refused with ipvsadm's own text; anything else
+/// that is not a request (not JSON, not UTF-8, unknown operation) is a
+/// `malformed request`.
+pub fn decode_request(line: &[u8]) -> Result<Request, Undecodable> {
+    serde_json::from_slice::<Request>(line).map_err(|e| {
+        let text = e.to_string();
+        let at = format!(" at line {} column {}", e.line(), e.column());
+        let bare = text.strip_suffix(at.as_str()).unwrap_or(&text);
+        match bare.strip_prefix(REFUSED) {
+            Some(why) => Undecodable { message: why.to_owned() },
+            None => Undecodable { message: format!("malformed request: {text}") },
+        }
+    })
+}
+
+/// Marks a decoding error that is ipvsadm's refusal of a value (serde
+/// carries only text through serde_json).
+const REFUSED: &str = "\u{0}refused: ";
+
+fn refused<E: serde::de::Error>(r: Refusal) -> E {
+    E::custom(format_args!("{REFUSED}{r}"))
+}
+
+/// A JSON integer of any sign and size (`None` for one beyond 128 bits).
+fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<(Option<i128>, String), D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = (Option<i128>, String);
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok((Some(v.into()), v.to_string()))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok((Some(v.into()), v.to_string()))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok((None, v.to_string()))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
+    limits::weight(integer(d)?.0).map_err(refused)
+}
+
+fn u_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    limits::u_threshold(integer(d)?.0).map_err(refused)
+}
+
+fn l_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    limits::l_threshold(integer(d)?.0).map_err(refused)
+}
+
+fn set_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let (n, written) = integer(d)?;
+    limits::set_timeout(n, &written).map_err(refused)
+}
+
+fn fwmark<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let (n, written) = integer(d)?;
+    limits::fwmark(n, &written).map_err(refused)
+}
+
+/// [`integer`] as a type, for optional fields.
+struct Int(Option<i128>, String);
+
+impl<'de> Deserialize<'de> for Int {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Int, D::Error> {
+        integer(d).map(|(n, written)| Int(n, written))
+    }
+}
+
+fn persistent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    match Option::<Int>::deserialize(d)? {
+        None => Ok(None),
+        Some(Int(n, written)) => limits::persistent(n, &written).map(Some).map_err(refused),
+    }
+}
+
+fn netmask<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Addr, D::Error> {
+    limits::netmask(Ipv4Addr::deserialize(d)?).map_err(refused)
 }
 
 /// Packet/byte/connection counters and their 2 s EWMA rates (specs §6.2).
@@ -347,5 +475,45 @@ mod tests {
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn values_out_of_ipvsadm_range_do_not_decode_and_say_why() {
+        let dest = |w: &str, u: &str, l: &str| {
+            format!(
+                r#"{{"version":1,"op":{{"add_dest":{{"service":{{"fwmark":1}},"dest":{{"addr":"10.0.2.1","port":80,"method":"masq","weight":{w},"u_threshold":{u},"l_threshold":{l}}}}}}}}}"#
+            )
+        };
+        let why = |line: &str| decode_request(line.as_bytes()).unwrap_err().message;
+        assert!(decode_request(dest("65535", "2147483647", "0").as_bytes()).is_ok());
+        for w in ["70000", "4294967295", "-1", "1.5", "18446744073709551616"] {
+            assert_eq!(why(&dest(w, "0", "0")), "illegal weight specified", "{w}");
+        }
+        assert_eq!(why(&dest("1", "4294967295", "0")), "illegal u_threshold specified");
+        assert_eq!(why(&dest("1", "0", "2147483648")), "illegal l_threshold specified");
+        assert_eq!(
+            why(r#"{"version":1,"op":{"set_timeouts":{"tcp":900,"tcpfin":4294967295,"udp":0}}}"#),
+            "invalid timeout value `4294967295' specified"
+        );
+        assert_eq!(why(r#"{"version":1,"op":{"del_service":{"fwmark":0}}}"#), "invalid fwmark value `0' specified");
+        let svc = |p: &str, m: &str| {
+            format!(
+                r#"{{"version":1,"op":{{"add_service":{{"key":{{"fwmark":1}},"scheduler":"rr","persistent":{p},"netmask":"{m}","flags":[],"ops":false}}}}}}"#
+            )
+        };
+        assert!(decode_request(svc("null", "255.255.255.255").as_bytes()).is_ok());
+        assert_eq!(why(&svc("0", "255.255.255.255")), "invalid timeout value `0' specified");
+        assert_eq!(why(&svc("2678401", "255.255.255.255")), "invalid timeout value `2678401' specified");
+        assert_eq!(
+            why(&svc("60", "255.0.255.0")),
+            "illegal virtual server persistent mask specified (rvs needs a contiguous mask such as 255.255.255.0)"
+        );
+        // Anything else is malformed, non-UTF-8 included.
+        assert!(why("{nope").starts_with("malformed request: "));
+        assert!(why("\"\u{0}refused: x\"").starts_with("malformed request: "));
+        assert!(decode_request(b"{\"version\":1,\"op\":\"\xff\"}")
+            .unwrap_err()
+            .message
+            .starts_with("malformed request: "));
     }
 }

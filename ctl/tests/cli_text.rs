@@ -66,7 +66,7 @@ fn spec(key: SvcKey, scheduler: &str) -> ServiceSpec {
     }
 }
 
-fn dest(addr: &str, port: u16, method: Method, weight: u32) -> DestSpec {
+fn dest(addr: &str, port: u16, method: Method, weight: u16) -> DestSpec {
     DestSpec { addr: ip(addr), port, method, weight, u_threshold: 0, l_threshold: 0 }
 }
 

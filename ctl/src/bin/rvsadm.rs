@@ -89,10 +89,15 @@ fn exchange(socket: &Path, request: &Request) -> Result<Response, Failure> {
     line.push('\n');
     let talk = |e: std::io::Error| Failure::Talk(os_text(&e));
     stream.set_read_timeout(Some(REPLY_TIMEOUT)).map_err(talk)?;
-    stream.write_all(line.as_bytes()).map_err(talk)?;
-    stream.flush().map_err(talk)?;
+    // rvsd may have answered and closed before reading the request (too many
+    // clients): its reply says why, so read it even when the write failed.
+    let sent = stream.write_all(line.as_bytes()).and_then(|()| stream.flush());
     let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply).map_err(|e| match e.kind() {
+    let read = BufReader::new(stream).read_line(&mut reply);
+    if let (Err(e), true) = (sent, reply.trim().is_empty()) {
+        return Err(talk(e));
+    }
+    read.map_err(|e| match e.kind() {
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
             Failure::Talk(format!("no reply within {} s", REPLY_TIMEOUT.as_secs()))
         }

@@ -19,14 +19,14 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use conf::limits::{self, Refusal};
+
 use super::{program_name, CliError, Command, Invocation, ListFormat, View};
 use crate::proto::{DaemonSpec, DestSpec, ListWhat, Method, Op, Protocol, Request, ServiceSpec, SvcKey};
 
-/// ipvsadm's MAX_TIMEOUT: 31 days.
-const MAX_TIMEOUT: u32 = 86400 * 31;
 /// IPVS_SVC_PERSISTENT_TIMEOUT: a bare `-p` (specs/ipvs.md §2.5).
-const DEFAULT_PERSISTENT: u32 = 360;
-const DEF_SCHED: &str = "wlc";
+const DEFAULT_PERSISTENT: u32 = conf::DEFAULT_PERSISTENT_TIMEOUT;
+const DEF_SCHED: &str = conf::DEFAULT_SCHEDULER;
 const DEF_MCAST_IFN: &str = "eth0";
 /// IP_VS_IFNAME_MAXLEN - 1: ipvsadm strncpy's the interface name.
 const IFNAME_MAX: usize = 15;
@@ -402,7 +402,7 @@ struct Entry {
     flags: Vec<String>,
     server: Option<(Ipv4Addr, Option<u16>)>,
     method: Method,
-    weight: u32,
+    weight: u16,
     u_threshold: u32,
     l_threshold: u32,
     daemon_state: String,
@@ -488,11 +488,14 @@ fn number(s: &str, min: i64, max: i64) -> Option<i64> {
     t.parse::<i64>().ok().filter(|n| (min..=max).contains(n))
 }
 
-/// ipvsadm's `parse_timeout`.
-fn timeout(v: &str, min: u32) -> Result<u32, CliError> {
-    number(v, i64::from(min), i64::from(MAX_TIMEOUT))
-        .map(|n| n as u32)
-        .ok_or_else(|| CliError::fail(format!("invalid timeout value `{v}' specified")))
+/// Any whole decimal number (range checks are conf::limits').
+fn any_number(s: &str) -> Option<i128> {
+    number(s, i64::MIN, i64::MAX).map(i128::from)
+}
+
+/// ipvsadm's `fail(2, ...)` or kernel error for a refused value.
+fn refused(r: Refusal) -> CliError {
+    CliError { message: r.message().to_owned(), exit_code: r.exit_code() }
 }
 
 /// Why an address argument is refused (appended to ipvsadm's message).
@@ -525,52 +528,24 @@ fn addr_port(s: &str) -> Option<(Ipv4Addr, Option<u16>)> {
     Some((addr, port))
 }
 
-/// The `IP_VS_SVC_F_SCHED*` bit of each `-b` name, and which scheduler a
-/// name is limited to (ipvsadm.c `parse_sched_flags`).
-const SCHED_FLAGS: &[(&str, u32, Option<&str>)] = &[
-    ("flag-1", 1, None),
-    ("flag-2", 2, None),
-    ("flag-3", 4, None),
-    ("sh-fallback", 1, Some("sh")),
-    ("sh-port", 2, Some("sh")),
-    ("mh-fallback", 1, Some("mh")),
-    ("mh-port", 2, Some("mh")),
-];
-
 /// The SCHED1..3 bits of flag names (any spelling).
 pub(crate) fn sched_flag_bits(names: &[String]) -> u32 {
-    names.iter().filter_map(|n| SCHED_FLAGS.iter().find(|f| f.0 == n).map(|f| f.1)).fold(0, |a, b| a | b)
+    limits::flag_bits(names)
 }
 
 /// Canonical names of `bits` for `sched`, in bit order.
 pub(crate) fn sched_flag_names(sched: &str, bits: u32) -> Vec<String> {
-    let names = match sched {
-        "sh" => ["sh-fallback", "sh-port", "flag-3"],
-        "mh" => ["mh-fallback", "mh-port", "flag-3"],
-        _ => ["flag-1", "flag-2", "flag-3"],
-    };
-    [1, 2, 4].iter().zip(names).filter(|(b, _)| bits & **b != 0).map(|(_, n)| n.to_owned()).collect()
+    limits::flag_names(sched, bits)
 }
 
 /// ipvsadm's `parse_sched_flags`.
 fn parse_sched_flags(sched: &str, arg: &str) -> Result<Vec<String>, CliError> {
-    let mut bits = 0;
-    let mut any = false;
-    for flag in arg.split(',').filter(|f| !f.is_empty()) {
-        any = true;
-        let Some(&(_, bit, only)) = SCHED_FLAGS.iter().find(|f| f.0 == flag) else {
-            return Err(CliError::fail(format!("invalid scheduler flag `{flag}'")));
-        };
-        if only.is_some_and(|s| s != sched) {
-            return Err(CliError::fail(format!("incompatible scheduler flag `{flag}'")));
-        }
-        bits |= bit;
-    }
-    if !any {
+    let names: Vec<&str> = arg.split(',').filter(|f| !f.is_empty()).collect();
+    if names.is_empty() {
         // ipvsadm's strtok finds no name here and crashes; refuse instead.
         return Err(CliError::fail(format!("invalid scheduler flag `{arg}'")));
     }
-    Ok(sched_flag_names(sched, bits))
+    limits::sched_flags(sched, &names).map_err(refused)
 }
 
 /// "Try `prog -h' or 'prog --help' for more information." (exit 255).
@@ -729,7 +704,8 @@ fn parse_ipvsadm(prog: &str, args: &[String], json: bool, restoring: bool) -> Re
         let udp = left.pop().unwrap_or_default();
         let tcpfin = left.pop().unwrap_or_default();
         let tcp = left.pop().unwrap_or_default();
-        e.timeouts = (timeout(&tcp, 0)?, timeout(&tcpfin, 0)?, timeout(&udp, 0)?);
+        let set = |v: &str| limits::set_timeout(any_number(v), v).map_err(refused);
+        e.timeouts = (set(&tcp)?, set(&tcpfin)?, set(&udp)?);
     }
     if let Some(extra) = popt.leftovers.first() {
         return Err(CliError::fail(format!("unexpected argument {extra}")));
@@ -760,9 +736,7 @@ fn option(e: &mut Entry, tag: Tag, v: &str, popt: &Popt<'_>) -> Result<(), CliEr
         }
         Tag::Fwmark => {
             e.set_option(O_SERVICE)?;
-            let m = number(v, 1, i64::from(u32::MAX))
-                .ok_or_else(|| CliError::fail(format!("invalid fwmark value `{v}' specified")))?;
-            e.fwmark = Some(m as u32);
+            e.fwmark = Some(limits::fwmark(any_number(v), v).map_err(refused)?);
         }
         Tag::Scheduler => {
             e.set_option(O_SCHEDULER)?;
@@ -770,20 +744,17 @@ fn option(e: &mut Entry, tag: Tag, v: &str, popt: &Popt<'_>) -> Result<(), CliEr
         }
         Tag::Persistent => {
             e.set_option(O_PERSISTENT)?;
-            e.persistent = Some(if v.is_empty() { DEFAULT_PERSISTENT } else { timeout(v, 1)? });
+            e.persistent = Some(if v.is_empty() {
+                DEFAULT_PERSISTENT
+            } else {
+                limits::persistent(any_number(v), v).map_err(refused)?
+            });
         }
         Tag::Netmask => {
             e.set_option(O_NETMASK)?;
             let m: Ipv4Addr =
                 v.parse().map_err(|_| CliError::fail("illegal virtual server persistent mask specified"))?;
-            let bits = u32::from(m);
-            if bits.leading_ones() + bits.trailing_zeros() != 32 {
-                return Err(CliError::fail(
-                    "illegal virtual server persistent mask specified (rvs needs a contiguous mask such as \
-                     255.255.255.0)",
-                ));
-            }
-            e.netmask = m;
+            e.netmask = limits::netmask(m).map_err(refused)?;
         }
         Tag::Server => {
             e.set_option(O_SERVER)?;
@@ -798,17 +769,15 @@ fn option(e: &mut Entry, tag: Tag, v: &str, popt: &Popt<'_>) -> Result<(), CliEr
         }
         Tag::Weight => {
             e.set_option(O_WEIGHT)?;
-            e.weight = number(v, 0, 65535).ok_or_else(|| CliError::fail("illegal weight specified"))? as u32;
+            e.weight = limits::weight(any_number(v)).map_err(refused)?;
         }
         Tag::UThreshold => {
             e.set_option(O_UTHRESHOLD)?;
-            e.u_threshold = number(v, 0, i64::from(i32::MAX))
-                .ok_or_else(|| CliError::fail("illegal u_threshold specified"))? as u32;
+            e.u_threshold = limits::u_threshold(any_number(v)).map_err(refused)?;
         }
         Tag::LThreshold => {
             e.set_option(O_LTHRESHOLD)?;
-            e.l_threshold = number(v, 0, i64::from(i32::MAX))
-                .ok_or_else(|| CliError::fail("illegal l_threshold specified"))? as u32;
+            e.l_threshold = limits::l_threshold(any_number(v)).map_err(refused)?;
         }
         Tag::Connection => e.set_option(O_CONNECTION)?,
         Tag::Numeric => {
@@ -973,12 +942,9 @@ fn build(e: Entry, json: bool) -> Result<Command, CliError> {
     let done = |op: Op| Ok(Command::Send { request: Request::new(op), view: View::Done, json });
     match e.cmd {
         Cmd::Add | Cmd::Edit => {
-            if e.fwmark.is_none() && e.service_port() == 0 && e.persistent.is_none() {
-                return Err(CliError::fail("Zero port specified for non-persistent service"));
-            }
-            if e.ops && e.fwmark.is_none() && e.protocol != Protocol::Udp {
-                return Err(CliError::fail("One-Packet Scheduling is only for UDP virtual services"));
-            }
+            let addr = e.key().to_conf();
+            limits::zero_port(&addr, e.persistent.is_some()).map_err(refused)?;
+            limits::one_packet(&addr, e.ops).map_err(refused)?;
             let spec = ServiceSpec {
                 key: e.key(),
                 scheduler: e.scheduler.clone().unwrap_or_else(|| DEF_SCHED.to_owned()),

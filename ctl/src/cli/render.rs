@@ -157,8 +157,12 @@ fn print_sched_flags(sched: &str, bits: u32) -> String {
         "mh" => ["mh-fallback", "mh-port", ""],
         _ => ["flag-1", "flag-2", "flag-3"],
     };
-    let shown: Vec<&str> =
-        [1, 2, 4].iter().zip(names).filter(|(b, n)| bits & **b != 0 && !n.is_empty()).map(|(_, n)| n).collect();
+    let shown: Vec<&str> = [conf::SVC_F_SCHED1, conf::SVC_F_SCHED2, conf::SVC_F_SCHED3]
+        .iter()
+        .zip(names)
+        .filter(|(b, n)| bits & **b != 0 && !n.is_empty())
+        .map(|(_, n)| n)
+        .collect();
     shown.join(",")
 }
 
@@ -605,10 +609,11 @@ mod tests {
 
     #[test]
     fn sched_flags_print_like_ipvsadm() {
-        assert_eq!(print_sched_flags("sh", 7), "sh-fallback,sh-port");
-        assert_eq!(print_sched_flags("mh", 2), "mh-port");
-        assert_eq!(print_sched_flags("rr", 5), "flag-1,flag-3");
-        assert_eq!(print_sched_flags("sh", 4), "");
+        use conf::{SVC_F_SCHED1 as F1, SVC_F_SCHED2 as F2, SVC_F_SCHED3 as F3};
+        assert_eq!(print_sched_flags("sh", F1 | F2 | F3), "sh-fallback,sh-port");
+        assert_eq!(print_sched_flags("mh", F2), "mh-port");
+        assert_eq!(print_sched_flags("rr", F1 | F3), "flag-1,flag-3");
+        assert_eq!(print_sched_flags("sh", F3), "");
     }
 
     #[test]

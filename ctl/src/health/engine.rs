@@ -336,7 +336,7 @@ fn dest_spec(s: &conf::Server) -> DestSpec {
         addr: s.addr,
         port: s.port,
         method: method_to(s.method),
-        weight: s.weight,
+        weight: u16::try_from(s.weight).unwrap_or(u16::MAX),
         u_threshold: s.u_threshold,
         l_threshold: s.l_threshold,
     }

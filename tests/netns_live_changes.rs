@@ -28,7 +28,7 @@ fn key(port: u16) -> SvcKey {
     SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 100), port }
 }
 
-fn dest(n: u8, weight: u32) -> DestSpec {
+fn dest(n: u8, weight: u16) -> DestSpec {
     DestSpec {
         addr: Ipv4Addr::new(10, 0, 2, 10 + n),
         port: 80,
@@ -97,8 +97,8 @@ fn established_streams_survive_hundreds_of_changes() {
             Op::AddService(svc2.clone()),
             Op::AddDest { service: key(8080), dest: dest(1, 1) },
             Op::AddDest { service: key(8080), dest: dest(2, 3) },
-            Op::EditDest { service: key(80), dest: dest(1, round % 3) },
-            Op::EditDest { service: key(80), dest: dest(2, 1 + round % 5) },
+            Op::EditDest { service: key(80), dest: dest(1, (round % 3) as u16) },
+            Op::EditDest { service: key(80), dest: dest(2, (1 + round % 5) as u16) },
             Op::AddDest { service: key(80), dest: dest(3, 0) },
             Op::DelDest { service: key(80), addr: Ipv4Addr::new(10, 0, 2, 13), port: 80 },
             Op::EditService(ServiceSpec { scheduler: if round % 2 == 0 { "wrr" } else { "rr" }.into(), ..svc2 }),

@@ -256,11 +256,12 @@ fn a_crowd_of_clients_cannot_lock_rvsadm_out() {
         )
     );
     // Many idle connections: rvsd keeps at most max_clients of them, and
-    // rvsadm still gets through.
+    // rvsadm still gets through (the slack covers descriptors the runtime
+    // opens for itself; 2000 clients held would be far beyond it).
     let many: Vec<UnixStream> = (0..2000).map(|_| UnixStream::connect(d.socket()).unwrap()).collect();
     assert!(d.ok("-Ln").starts_with("IP Virtual Server"));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while fds(pid) > before + 4 + 2 {
+    while fds(pid) > before + 4 + 16 {
         assert!(Instant::now() < deadline, "rvsd holds {} descriptors (started with {before})", fds(pid));
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -289,7 +289,7 @@ impl Lb {
         if self.conns.len() < PREFETCH_MIN_CONNS {
             return;
         }
-        let mut buckets = [[u32::MAX; 2]; crate::dpdk::BURST];
+        let mut buckets = [[u32::MAX; 2]; crate::hints::BURST];
         for (b, data) in buckets.iter_mut().zip(frames) {
             if let Some((proto, src, sport, dst, dport)) = peek_tuple(data) {
                 *b = [self.conns.bucket_of(proto, src, sport), self.conns.bucket_of(proto, dst, dport)];

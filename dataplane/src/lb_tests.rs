@@ -1154,7 +1154,7 @@ mod prefetch {
         /// enough that they run.
         #[test]
         fn prefetch_burst_takes_any_frames(frames in proptest::collection::vec(
-            proptest::collection::vec(any::<u8>(), 0..80), 0..=crate::dpdk::BURST + 4)) {
+            proptest::collection::vec(any::<u8>(), 0..80), 0..=crate::hints::BURST + 4)) {
             let mut lb = Lb::new(0, 8192, 7);
             for n in 0..PREFETCH_MIN_CONNS as u32 {
                 let c = Conn::new(PROTO_TCP, Ipv4Addr::from(0xc000_0000 + n), 1000, VIP, 80, rs(1), 80, 0, None);

@@ -19,6 +19,7 @@ pub mod counters;
 pub mod dpdk;
 pub mod exception;
 pub mod fwd;
+pub mod hints;
 pub mod lb;
 pub mod lb_sync;
 pub mod proto;

@@ -20,11 +20,11 @@
 //! Fixed-size stack arrays only (longer slices are cut into bursts of
 //! [`BURST`]): no allocation, no lock, no panic.
 
-use super::{values, Classifier, Key, Region, RuleCounter, NO_PORT};
-use crate::dpdk::prefetch;
+use super::{values, Classifier, Key, RuleCounter, NO_PORT};
+use crate::hints::prefetch;
 
 // Frames classified together: the rx burst; longer slices are taken BURST at a time.
-pub use crate::dpdk::BURST;
+pub use crate::hints::BURST;
 
 const NO_KEY: Key = Key { src: 0, dst: 0, proto: 0, sport: NO_PORT, dport: NO_PORT, len: 0 };
 
@@ -115,7 +115,7 @@ impl Classifier {
         for (r, v) in iv.iter_mut().zip(&vals).take(n) {
             r.0 = t.interval_in(super::value(v, kind), r.0, r.1);
             if let Some(p) = self.prim.get(r.0) {
-                prefetch(p as *const (u32, u32) as *const u8);
+                prefetch(p);
             }
         }
         // Stage 5: each candidate list; prefetch a lone candidate's region,
@@ -123,15 +123,14 @@ impl Classifier {
         for (l, &(i, _)) in lists.iter_mut().zip(&iv).take(n) {
             *l = self.prim.get(i).copied().unwrap_or((0, 0));
             let (start, len) = *l;
-            let at = if len == 1 {
-                self.regions.get(start as usize).map(|r| r as *const Region as *const u8)
+            if len == 1 {
+                if let Some(r) = self.regions.get(start as usize) {
+                    prefetch(r);
+                }
             } else if len > 1 && len != u32::MAX {
-                self.prim_bits.get(start as usize).map(|b| b as *const u32 as *const u8)
-            } else {
-                None
-            };
-            if let Some(at) = at {
-                prefetch(at);
+                if let Some(b) = self.prim_bits.get(start as usize) {
+                    prefetch(b);
+                }
             }
         }
         // Stage 6: the first two candidates' regions of longer lists.
@@ -140,7 +139,7 @@ impl Classifier {
                 let s = start as usize;
                 for &first in self.prim_bits.get(s..s + 2).unwrap_or(&[]) {
                     if let Some(r) = self.regions.get(first as usize) {
-                        prefetch(r as *const Region as *const u8);
+                        prefetch(r);
                     }
                 }
             }

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 
-use crate::dpdk::prefetch;
+use crate::hints::prefetch;
 
 /// Inclusive ranges over a field's value space, sorted, disjoint, merged.
 pub type Ranges = Vec<(u64, u64)>;
@@ -308,7 +308,7 @@ impl FieldTable {
     pub fn prefetch_starts(&self, lo: usize, hi: usize) {
         if hi > lo {
             if let Some(s) = self.starts.get(lo + 1) {
-                prefetch(s as *const u32 as *const u8);
+                prefetch(s);
             }
         }
     }
@@ -319,7 +319,7 @@ impl FieldTable {
     pub fn prefetch_interval(&self, v: u32) {
         if v >= self.top_lo && v < self.top_hi {
             if let Some(e) = self.top.get(((v - self.top_lo) >> self.shift) as usize) {
-                prefetch(e as *const u32 as *const u8);
+                prefetch(e);
             }
         }
     }

@@ -15,7 +15,7 @@ mod timer;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::dpdk::prefetch;
+use crate::hints::prefetch;
 use crate::proto::TcpState;
 use crate::service::{DestShared, FwdMethod};
 pub use timer::TimerWheel;
@@ -237,7 +237,7 @@ impl ConnTable {
     #[inline]
     pub fn prefetch_bucket(&self, b: u32) {
         if let Some(slot) = self.buckets.get(b as usize) {
-            prefetch(slot as *const u32 as *const u8);
+            prefetch(slot);
         }
     }
 
@@ -246,7 +246,7 @@ impl ConnTable {
     #[inline]
     pub fn prefetch_chain(&self, b: u32) {
         if let Some(c) = self.buckets.get(b as usize).and_then(|&i| self.conns.get(i as usize)) {
-            prefetch(c as *const Conn as *const u8);
+            prefetch(c);
         }
     }
 

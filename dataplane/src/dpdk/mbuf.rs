@@ -7,9 +7,7 @@
 use std::ptr::NonNull;
 
 use crate::buf::PacketBuf;
-
-/// Packets per rx/tx burst.
-pub const BURST: usize = 32;
+pub use crate::hints::BURST;
 
 /// One owned single-segment mbuf. Dropping it frees it (a slow path: the
 /// forwarding loop moves mbufs into batches and frees those in bulk).

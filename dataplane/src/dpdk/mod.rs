@@ -13,8 +13,9 @@ mod port;
 mod ring;
 
 pub mod acl;
+pub use crate::hints::BURST;
 pub use eal::{cleanup, init, launch_on, lcore_ids_for_workers, tsc_cycles, tsc_hz, wait_lcore, EalError};
-pub use mbuf::{prefetch, Mbuf, MbufBatch, TimestampField, BURST};
+pub use mbuf::{prefetch, Mbuf, MbufBatch, TimestampField};
 pub use mempool::Mempool;
 pub use port::{port_stats, Port, PortConfig, PortError, PortStats, RxQueue, TxQueue};
 pub use ring::{ring, RingConsumer, RingProducer};

@@ -15,8 +15,9 @@ use arc_swap::ArcSwap;
 use clap::Parser;
 use ctl::control::Control;
 use dataplane::counters::{Totals, WorkerCounters};
-use dataplane::dpdk::{self, Mempool, Port, PortConfig, TimestampField};
-use dataplane::worker::{self, Stop, WorkerCtl, WorkerSetup};
+use dataplane::worker::{Stop, WorkerCtl};
+use dataplane_io::worker::{self, WorkerSetup};
+use dataplane_io::{self as dpdk, Mempool, Port, PortConfig, TimestampField};
 
 #[derive(Parser)]
 #[command(name = "rvsd", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RVS_GIT_REV"), ")"),
@@ -251,7 +252,7 @@ fn forward(
                     .filter(|r| r.port == c.name)
                     .filter_map(|r| Some((r.prefix.addr, r.prefix.len, r.via?)))
                     .collect();
-                let t = dataplane::exception::Tap::create(&c.tap, p.mac, &addrs, &routes).with_context(|| {
+                let t = dataplane_io::exception::Tap::create(&c.tap, p.mac, &addrs, &routes).with_context(|| {
                     format!(
                         "port {}: kernel tap \"{}\" (set kernel = false on the port to run without one)",
                         c.name, c.tap
@@ -262,9 +263,9 @@ fn forward(
             } else {
                 None
             };
-            xports.push(dataplane::exception::ExceptionPort { mac: p.mac, tap });
+            xports.push(dataplane_io::exception::ExceptionPort { mac: p.mac, tap });
         }
-        Some(dataplane::exception::ExceptionSetup {
+        Some(dataplane_io::exception::ExceptionSetup {
             from_workers,
             to_tx,
             pool: pool.clone(),
@@ -338,7 +339,7 @@ fn forward(
             Some(
                 std::thread::Builder::new()
                     .name("rvs-exception".into())
-                    .spawn(move || dataplane::exception::run(setup))
+                    .spawn(move || dataplane_io::exception::run(setup))
                     .context("exception path thread")?,
             )
         }

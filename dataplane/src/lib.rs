@@ -1,12 +1,16 @@
-//! The rvs dataplane: everything a worker does to a packet, and the one module
-//! (`dpdk`) that adapts DPDK's mbufs, ports and lcores to it.
+//! The rvs dataplane's logic: everything a worker decides about a packet,
+//! with no DPDK in it. The DPDK side (EAL, ports, mbufs, the worker loop
+//! shell, the exception thread and its taps) is the `dataplane-io` crate in
+//! `dataplane/io/`, which drives this one.
 //!
 //! Invariants this crate keeps:
-//! - Protocol code (`wire`, `checksum`, `fwd`, `worker`) is generic over
-//!   [`buf::PacketBuf`] and never sees DPDK, so every rule is testable on a `Vec`.
-//! - `unsafe` appears only in [`dpdk`]; every other module forbids it.
+//! - Protocol code is generic over [`buf::PacketBuf`] and never sees DPDK, so
+//!   every rule is testable on a `Vec`, and this crate builds and tests
+//!   without libdpdk (`ctl` and `rvsadm` depend on it alone).
+//! - No `unsafe`: forbidden at the root. CPU hints ([`hints`]) take references.
 //! - The per-packet path allocates nothing, takes no lock, makes no syscall and
 //!   cannot panic: every failure is a [`verdict::DropReason`] with a counter.
+#![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -16,7 +20,6 @@ pub mod classify;
 pub mod clock;
 pub mod conn;
 pub mod counters;
-pub mod dpdk;
 pub mod exception;
 pub mod fwd;
 pub mod hints;

@@ -1,5 +1,5 @@
 //! DPDK's packet classifier (`rte_acl`) over the IPv4 5-tuple, the yardstick
-//! the firewall-mark classifier ([`crate::classify`]) is measured against.
+//! the firewall-mark classifier ([`dataplane::classify`]) is measured against.
 //!
 //! The layout is DPDK's l3fwd-acl one: fields read straight from the IPv4
 //! header (protocol, source, destination) and the first four bytes after a

@@ -6,8 +6,8 @@
 //! cross into DPDK.
 use std::ptr::NonNull;
 
-use crate::buf::PacketBuf;
-pub use crate::hints::BURST;
+use dataplane::buf::PacketBuf;
+pub use dataplane::hints::BURST;
 
 /// One owned single-segment mbuf. Dropping it frees it (a slow path: the
 /// forwarding loop moves mbufs into batches and frees those in bulk).

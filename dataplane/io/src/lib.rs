@@ -1,7 +1,15 @@
-//! The one safe wrapper over DPDK (`dpdk-sys`): EAL, lcores, mempools, ports,
-//! queues and mbufs. Every `unsafe` block of the dataplane lives in this module,
-//! each with a `SAFETY:` comment. Protocol code never sees these types: an
-//! [`Mbuf`] is handed to it as a [`crate::buf::PacketBuf`].
+//! rvs's DPDK I/O: everything that touches DPDK, and the threads that move
+//! packets between DPDK and the protocol logic of the `dataplane` crate.
+//!
+//! - The one safe wrapper over DPDK (`dpdk-sys`): EAL, lcores, mempools, ports,
+//!   queues, rings and mbufs ([`Mbuf`] is handed to the logic as a
+//!   [`dataplane::buf::PacketBuf`]). Every `unsafe` block of the dataplane lives
+//!   in this crate, each with a `SAFETY:` comment; the logic crate forbids it.
+//! - [`worker`]: the poll-mode worker loop shell (rx burst, hand-over, the
+//!   logic's per-packet work, tx burst).
+//! - [`exception`] and [`tap`]: the exception path thread and the kernel taps.
+//! - [`plan`]: how rx/tx queues and rings are shared among workers, and
+//!   [`plan::wire`], which builds the workers' setups from it.
 //!
 //! Hot-path calls here are per burst (rx/tx burst, bulk free); per packet only
 //! plain memory accesses to the mbuf header happen, never an FFI call.
@@ -13,7 +21,12 @@ mod port;
 mod ring;
 
 pub mod acl;
-pub use crate::hints::BURST;
+pub mod exception;
+// pub mod plan;
+pub mod tap;
+pub mod worker;
+
+pub use dataplane::hints::BURST;
 pub use eal::{cleanup, init, launch_on, lcore_ids_for_workers, tsc_cycles, tsc_hz, wait_lcore, EalError};
 pub use mbuf::{prefetch, Mbuf, MbufBatch, TimestampField};
 pub use mempool::Mempool;

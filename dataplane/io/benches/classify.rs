@@ -1,7 +1,7 @@
 //! Firewall-mark classifier benchmark (criterion): ns per packet of the
 //! classifier (`Classifier::classify_burst`, and `Classifier::classify` frame
 //! by frame) against the naive linear evaluator (`classify_linear`, what
-//! iptables does) and against DPDK's `rte_acl` (`dpdk::acl::Acl`, whole
+//! iptables does) and against DPDK's `rte_acl` (`dataplane_io::acl::Acl`, whole
 //! bursts with its best code path on this CPU) at 10, 1,000 and 10,000
 //! rules, in one run. `cargo bench -p dataplane --bench classify`.
 //!
@@ -46,8 +46,8 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dataplane::classify::{classify_linear, Action, Classifier, Key, PortMatch, Prefix, ProtoMatch, Rule, RuleCounter};
-use dataplane::dpdk::acl::{Acl, AclRule};
-use dataplane::dpdk::prefetch;
+use dataplane_io::acl::{Acl, AclRule};
+use dataplane_io::prefetch;
 
 struct Rng(u64);
 
@@ -181,7 +181,7 @@ fn eal_up() -> bool {
             .map(|s| s.to_string())
             .chain([format!("--file-prefix=rvs-bench-acl-{}", std::process::id())])
             .collect();
-    match dataplane::dpdk::init(&args) {
+    match dataplane_io::init(&args) {
         Ok(()) => true,
         Err(e) => {
             println!("no EAL, rte_acl not measured: {e}");

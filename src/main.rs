@@ -1,13 +1,14 @@
 //! rvsd: the rvs appliance daemon. Wiring only: config → EAL → mempool → ports
 //! → worker lcores, then wait for a signal (or, in replay mode, for the input to
 //! be consumed), print the counters and shut down cleanly.
+#![forbid(unsafe_code)]
 mod eal_args;
 mod replay;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -16,6 +17,7 @@ use clap::Parser;
 use ctl::control::Control;
 use dataplane::counters::{Totals, WorkerCounters};
 use dataplane::worker::{Stop, WorkerCtl};
+use dataplane_io::plan::{self, Plan, PortQueues};
 use dataplane_io::worker::{self, WorkerSetup};
 use dataplane_io::{self as dpdk, Mempool, Port, PortConfig, TimestampField};
 
@@ -31,16 +33,10 @@ struct Args {
     check: bool,
 }
 
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-static RELOAD: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(sig: libc::c_int) {
-    if sig == libc::SIGHUP {
-        RELOAD.store(true, Ordering::SeqCst);
-    } else {
-        SIGNALLED.store(true, Ordering::SeqCst);
-    }
-}
+/// Set by SIGINT or SIGTERM: stop.
+static SIGNALLED: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
+/// Set by SIGHUP: reload the configuration.
+static RELOAD: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -73,27 +69,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: on_signal only stores to an atomic, which is async-signal-safe;
-        // sigaction is given a zeroed, fully initialised struct.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
+fn install_signal_handlers() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&SIGNALLED)).context("signal handler")?;
     }
+    signal_hook::flag::register(SIGHUP, Arc::clone(&RELOAD)).context("signal handler")?;
+    Ok(())
 }
 
+/// The CPUs this process may run on (EAL's lcores are placed on them).
 fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; sched_getaffinity writes at most its size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return vec![0];
-        }
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect()
+    match nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).collect(),
+        Err(_) => vec![0],
     }
 }
 
@@ -125,7 +114,7 @@ fn run(config_path: &Path, cfg: &conf::Config) -> Result<()> {
     if let Some((lcores, cpus)) = plan.shared_cores {
         println!("rvsd: {lcores} lcores share {cpus} CPU(s): fine for tests, not for throughput");
     }
-    install_signal_handlers();
+    install_signal_handlers()?;
     dpdk::init(&plan.argv)?;
     println!(
         "rvsd: EAL up (file prefix {}, telemetry /var/run/dpdk/{}/dpdk_telemetry.v2)",
@@ -211,7 +200,7 @@ fn forward(
             tx_via: Vec::new(),
             tx_rings: Vec::new(),
             tx_from: Vec::new(),
-            to_owner: (0..workers).map(|_| None).collect(),
+            to_owner: Vec::new(),
             from_others: Vec::new(),
             port_index: port_index.clone(),
             snapshot: snapshot.clone(),
@@ -233,15 +222,10 @@ fn forward(
         None
     } else {
         let learned = Arc::new(ArcSwap::from_pointee(dataplane::fwd::Learned::default()));
-        let mut from_workers = Vec::new();
-        for (w, setup) in setups.iter_mut().enumerate() {
-            let (p, c) = dpdk::ring(&format!("rvs_exc_{w}"), 1024)?;
-            setup.exception = Some(p);
+        for setup in setups.iter_mut() {
             setup.learned = Some(learned.clone());
-            from_workers.push(c);
         }
-        let (to_tx, tx_c) = dpdk::ring("rvs_exc_tx", 1024)?;
-        setups[0].tx_from.push(tx_c);
+        let (from_workers, to_tx) = plan::wire_exception(&mut setups)?;
         let mut xports = Vec::new();
         for (c, p) in cfg.port.iter().zip(ports.iter()) {
             let tap = if c.kernel {
@@ -277,43 +261,9 @@ fn forward(
             stop: stop.clone(),
         })
     };
-    // Flow hand-over rings between every pair of workers.
-    for i in 0..workers {
-        for j in 0..workers {
-            if i != j {
-                let (p, c) = dpdk::ring(&format!("rvs_own_{i}_{j}"), 4096)?;
-                setups[i].to_owner[j] = Some(p);
-                setups[j].from_others.push(c);
-            }
-        }
-    }
-    for (pi, port) in ports.iter_mut().enumerate() {
-        let (rxqs, txqs) = port.take_queues().context("port queues already taken")?;
-        for (q, rxq) in rxqs.into_iter().enumerate() {
-            setups[q % workers].rx.push((pi as u16, rxq));
-        }
-        let ntx = txqs.len().max(1);
-        let mut txqs = txqs.into_iter().map(Some).collect::<Vec<_>>();
-        for (w, setup) in setups.iter_mut().enumerate() {
-            let q = txqs.get_mut(w).and_then(Option::take);
-            // A worker without a queue on this port sends through the worker that has one.
-            let via = if q.is_some() { None } else { Some((w % ntx) as u16) };
-            setup.tx.push(q);
-            setup.tx_via.push(via);
-        }
-    }
-    // One transmit hand-over ring from each worker to each worker it sends through.
-    for w in 0..workers {
-        setups[w].tx_rings = (0..workers).map(|_| None).collect();
-        let mut targets: Vec<u16> = setups[w].tx_via.iter().flatten().copied().collect();
-        targets.sort_unstable();
-        targets.dedup();
-        for owner in targets {
-            let (p, c) = dpdk::ring(&format!("rvs_tx_{w}_{owner}"), 4096)?;
-            setups[w].tx_rings[owner as usize] = Some(p);
-            setups[owner as usize].tx_from.push(c);
-        }
-    }
+    // Which worker polls and transmits on which queue, and the rings between them.
+    let queues: Vec<PortQueues> = ports.iter().map(|p| PortQueues { rx: p.rx_queues, tx: p.tx_queues }).collect();
+    plan::wire(&Plan::new(workers, &queues), ports, &mut setups)?;
     let lcores = dpdk::lcore_ids_for_workers(workers)?;
     let started = Instant::now();
     let mut launched = Vec::new();
@@ -321,10 +271,7 @@ fn forward(
         match dpdk::launch_on(*lcore, move || worker::run(setup)) {
             Ok(()) => launched.push(*lcore),
             Err(e) => {
-                stop.all.store(true, Ordering::SeqCst);
-                for l in &launched {
-                    dpdk::wait_lcore(*l);
-                }
+                plan::stop_launched(&stop, &launched);
                 return Err(e.into());
             }
         }
@@ -425,10 +372,7 @@ fn forward(
                 Some(s)
             }
             Err(e) => {
-                stop.all.store(true, Ordering::SeqCst);
-                for l in &lcores {
-                    dpdk::wait_lcore(*l);
-                }
+                plan::stop_launched(&stop, &lcores);
                 anyhow::bail!("control socket: {e}");
             }
         }
@@ -436,10 +380,7 @@ fn forward(
 
     if let Some(addr) = cfg.metrics.listen {
         if let Err(e) = ctl::metrics::serve(addr, control.clone()) {
-            stop.all.store(true, Ordering::SeqCst);
-            for l in &lcores {
-                dpdk::wait_lcore(*l);
-            }
+            plan::stop_launched(&stop, &lcores);
             anyhow::bail!("{e}");
         }
         println!("rvsd: metrics at http://{addr}/metrics");
@@ -491,10 +432,7 @@ fn forward(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    stop.all.store(true, Ordering::SeqCst);
-    for l in &lcores {
-        dpdk::wait_lcore(*l);
-    }
+    plan::stop_launched(&stop, &lcores);
     if let Some(t) = exception_thread {
         let _ = t.join();
     }

@@ -22,7 +22,7 @@ mod ring;
 
 pub mod acl;
 pub mod exception;
-// pub mod plan;
+pub mod plan;
 pub mod tap;
 pub mod worker;
 

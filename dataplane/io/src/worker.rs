@@ -1,9 +1,10 @@
-//! The poll-mode worker loop: rx burst → (hand over to the flow's owner) →
-//! load-balance or forward → tx burst.
+//! The poll-mode worker loop shell: rx burst → (hand over to the flow's
+//! owner) → the logic's decision ([`dataplane::worker::Worker`]) → tx burst.
+//! The shell moves mbufs; what happens to each packet is decided by the logic.
 //!
 //! A worker owns its rx queues, one tx queue per port where the device has
 //! enough, its connection table and its counters. With several workers, a
-//! packet whose flow another worker owns ([`lb::flow_owner`]) goes to that
+//! packet whose flow another worker owns (`dataplane::lb::flow_owner`) goes to that
 //! worker over a single-producer/single-consumer ring; a packet for a port on
 //! which this worker has no tx queue goes to the worker that has one. The
 //! snapshot is re-read once per round, so configuration changes never pause
@@ -12,15 +13,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::{ArcSwap, Guard};
+use arc_swap::ArcSwap;
 
-use dataplane::buf::PacketBuf;
 use dataplane::clock::Clock;
 use dataplane::counters::WorkerCounters;
-use dataplane::lb::{self, Lb};
 use dataplane::snapshot::Snapshot;
-use dataplane::verdict::{DropReason, Verdict};
-use dataplane::worker::{dump, Stop, WorkerCtl};
+use dataplane::verdict::DropReason;
+use dataplane::worker::{Action, Stop, Worker, WorkerCtl};
 
 use crate::{Mbuf, MbufBatch, RingConsumer, RingProducer, RxQueue, TimestampField, TxQueue, BURST};
 
@@ -199,9 +198,8 @@ pub fn run(setup: WorkerSetup) -> i32 {
         exception,
         learned,
     } = setup;
-    let mut clock = if replay { Clock::replay() } else { Clock::live(crate::tsc_hz(), crate::tsc_cycles()) };
-    let mut lb = Lb::new(id, conns_capacity, seed);
-    lb.sync = Some(ctl.sync.clone());
+    let clock = if replay { Clock::replay() } else { Clock::live(crate::tsc_hz(), crate::tsc_cycles()) };
+    let mut w = Worker::new(id, workers, conns_capacity, seed, clock, counters.clone(), ctl, learned);
     let mut io = Io {
         tx: &tx,
         tx_batches: tx.iter().map(|_| MbufBatch::new()).collect(),
@@ -217,19 +215,11 @@ pub fn run(setup: WorkerSetup) -> i32 {
     };
     let mut batch = MbufBatch::new();
     let idle = Duration::from_micros(u64::from(poll_idle_us));
+    let ts = replay_timestamps.as_ref();
 
     while !stop.all.load(Relaxed) {
         let snap = snapshot.load();
-        if let Some(l) = &learned {
-            let now = l.load();
-            if !Arc::ptr_eq(&now, lb.learned()) {
-                lb.set_learned(Guard::into_inner(now));
-            }
-        }
-        clock.tick(crate::tsc_cycles());
-        // Timers first: a connection whose time ran out is gone for this
-        // round's packets.
-        lb.expire(clock.now_secs() as u32);
+        w.begin_round(crate::tsc_cycles());
         let mut got = 0;
         let mut handled = 0u64;
         if !stop.rx.load(Relaxed) {
@@ -240,39 +230,27 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 }
                 got += n;
                 batch.prefetch_data();
-                // Two stages across the burst: the connection-table buckets,
-                // then the entries they point to.
-                lb.prefetch_burst(batch.iter());
-                let bytes: u64 = batch.iter().map(|m| m.len() as u64).sum();
-                let pc = &counters.ports[*in_port as usize];
-                pc.rx_packets.add(n as u64);
-                pc.rx_bytes.add(bytes);
-                // Firewall marks for the whole burst at once (the classifier
-                // stages its lookups across the burst).
                 let mut marks = [0u32; BURST];
-                if !snap.fwmark.is_empty() {
+                let mut owners = [id; BURST];
+                {
                     let mut frames: [&[u8]; BURST] = [&[]; BURST];
                     for (f, m) in frames.iter_mut().zip(batch.iter()) {
                         *f = m;
                     }
-                    snap.marks_counted_burst(&frames[..n.min(BURST)], *in_port, id, &mut marks);
+                    w.rx_burst(&frames[..n.min(BURST)], *in_port, &snap, &mut marks, &mut owners);
                 }
-                for (k, m) in batch.drain().enumerate() {
+                for (k, mut m) in batch.drain().enumerate() {
                     let mark = marks.get(k).copied().unwrap_or(0);
-                    if workers > 1 {
-                        if let Some(o) = lb::flow_owner(m.data(), mark, &snap, workers) {
-                            if o != id {
-                                // The mark travels with the packet: the owner
-                                // does not classify it again.
-                                let mut m = m;
-                                m.set_tag(mark);
-                                io.hand_over(m, o);
-                                continue;
-                            }
-                        }
+                    let owner = owners.get(k).copied().unwrap_or(id);
+                    if owner != id {
+                        // The mark travels with the packet: the owner does
+                        // not classify it again.
+                        m.set_tag(mark);
+                        io.hand_over(m, owner);
+                        continue;
                     }
                     handled += 1;
-                    handle(m, *in_port, mark, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
+                    handle(m, *in_port, mark, &mut w, &snap, ts, &mut io);
                 }
             }
         }
@@ -288,7 +266,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
                 handled += 1;
                 // The mark the receiving worker gave it (classified and counted there).
                 let mark = m.tag();
-                handle(m, in_port, mark, &mut lb, &snap, &mut clock, &replay_timestamps, &mut io);
+                handle(m, in_port, mark, &mut w, &snap, ts, &mut io);
             }
         }
         for r in &tx_from {
@@ -304,18 +282,7 @@ pub fn run(setup: WorkerSetup) -> i32 {
             }
         }
         io.flush_all();
-        // Published after the flush, so "handled" never counts a packet still in
-        // a local batch (replay mode waits for handled == received).
-        counters.handled.add(handled);
-        dataplane::sync::install_pending(&mut lb, &ctl.sync, &snap, clock.now_secs() as u32);
-        dataplane::sync::sweep(&lb, &ctl.sync, clock.now_secs() as u32);
-        counters.conns_live.set(lb.conns.len() as u64);
-        if ctl.dump_requested.load(Relaxed) {
-            // An administrator's listing: allocation here is off the packet path.
-            ctl.dump_requested.store(false, Relaxed);
-            let _ = ctl.dumps.try_send((id, dump(&lb, clock.now_secs() as u32)));
-        }
-        counters.clock_ns.set(clock.now_ns());
+        w.end_round(&snap, handled);
         if got == 0 && poll_idle_us > 0 {
             std::thread::sleep(idle);
         }
@@ -323,43 +290,28 @@ pub fn run(setup: WorkerSetup) -> i32 {
     0
 }
 
-/// One packet on the worker that owns it.
+/// One packet on the worker that owns it: the logic decides, the shell moves
+/// the mbuf.
 #[inline]
-#[allow(clippy::too_many_arguments)]
 fn handle(
     mut m: Mbuf,
     in_port: u16,
     mark: u32,
-    lb: &mut Lb,
+    w: &mut Worker,
     snap: &Snapshot,
-    clock: &mut Clock,
-    ts: &Option<TimestampField>,
+    ts: Option<&TimestampField>,
     io: &mut Io<'_>,
 ) {
-    let now = match ts {
-        Some(f) => {
-            if let Some(ts_us) = m.rx_timestamp(f) {
-                // net_pcap stores the capture time in microseconds.
-                clock.observe(ts_us.saturating_mul(1000));
-            }
-            // Replay: the clock can jump within a burst, so timers run per
-            // packet (a connection whose time ran out is gone for this one).
-            let now = clock.now_secs() as u32;
-            lb.expire(now);
-            now
-        }
-        // Live: the clock moves once per round, where the timers ran.
-        None => clock.now_secs() as u32,
-    };
     if m.nb_segs() != 1 {
         io.drop_pkt(m, DropReason::MultiSegment);
         return;
     }
-    match lb.process(&mut m, in_port, mark, snap, now, io.counters) {
-        Verdict::Forward { port } => io.send(m, port),
-        Verdict::Resolve { port, next_hop } => io.pass_exception(m, port, u32::from(next_hop), DropReason::NoNeighbor),
-        Verdict::Drop(r) if r.goes_to_kernel() => io.pass_exception(m, in_port, 0, r),
-        Verdict::Drop(r) => io.drop_pkt(m, r),
+    // net_pcap stores the capture time in microseconds.
+    let rx_time_ns = ts.and_then(|f| m.rx_timestamp(f)).map(|us| us.saturating_mul(1000));
+    match w.handle(&mut m, in_port, mark, snap, rx_time_ns) {
+        Action::Send { port } => io.send(m, port),
+        Action::Exception { port, next_hop, otherwise } => io.pass_exception(m, port, next_hop, otherwise),
+        Action::Drop(r) => io.drop_pkt(m, r),
     }
 }
 

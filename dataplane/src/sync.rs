@@ -11,6 +11,9 @@
 //!   is written by the sync backup thread and read by the worker.
 //! - No `unsafe`: a slot is four `AtomicU64` words, published by the tail's
 //!   Release store and read after the Acquire load that observes it.
+//!
+//! This module knows nothing of the load balancer: what joins a worker's
+//! table to its port (queueing, installing, the resync sweep) is `lb::sync`.
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -205,10 +208,10 @@ pub struct SyncPort {
     /// Records the resync sweep queued.
     pub resynced: Counter,
     /// Worker-only sweep state: next slot, slots still to visit this second,
-    /// and that second.
-    sweep_cursor: AtomicU32,
-    sweep_left: AtomicU32,
-    sweep_second: AtomicU32,
+    /// and that second (kept by `lb::sync::sweep`).
+    pub(crate) sweep_cursor: AtomicU32,
+    pub(crate) sweep_left: AtomicU32,
+    pub(crate) sweep_second: AtomicU32,
 }
 
 impl SyncPort {
@@ -251,60 +254,8 @@ pub const RING_RECORDS: usize = 8192;
 /// never delays forwarding by more than this much work.
 pub const INSTALL_PER_ROUND: usize = 256;
 
-/// Worker side, between bursts: installs what the backup thread queued for
-/// this worker (specs/ipvs.md §5.5).
-pub fn install_pending(lb: &mut crate::lb::Lb, port: &SyncPort, snap: &crate::snapshot::Snapshot, now: u32) {
-    for _ in 0..INSTALL_PER_ROUND {
-        let Some(r) = port.into.pop() else { return };
-        match lb.install_synced(&r, snap, now) {
-            crate::lb_sync::Installed::New | crate::lb_sync::Installed::Updated => port.installed.add(1),
-            _ => port.install_failed.add(1),
-        }
-    }
-}
-
-/// Worker side, between bursts: the resync sweep (see
-/// [`SyncParams::resync_period`]). Each new second grants
-/// `capacity / period` more slots (unvisited ones carry over, up to a whole
-/// table); each round visits at most [`SWEEP_SLOTS_PER_ROUND`] of them and
-/// queues at most [`SWEEP_RECORDS_PER_ROUND`] records, and none while the
-/// ring to the sync thread is half full: the sweep goes at the pace the
-/// sync thread sends, leaving room for new connections' records, instead of
-/// overflowing the ring (a large table's sweep then takes longer than the
-/// period).
-pub fn sweep(lb: &crate::lb::Lb, port: &SyncPort, now: u32) {
-    let p = &port.params;
-    let period = p.resync_period.load(Ordering::Relaxed);
-    if period == 0 || !p.master.load(Ordering::Relaxed) {
-        return;
-    }
-    let cap = lb.conns.capacity() as u32;
-    if port.sweep_second.load(Ordering::Relaxed) != now {
-        port.sweep_second.store(now, Ordering::Relaxed);
-        let left = port.sweep_left.load(Ordering::Relaxed);
-        port.sweep_left.store(left.saturating_add(cap.div_ceil(period)).min(cap), Ordering::Relaxed);
-    }
-    let left = port.sweep_left.load(Ordering::Relaxed);
-    if left == 0 || port.out.len() >= port.out.capacity() / 2 {
-        return;
-    }
-    let mut cursor = port.sweep_cursor.load(Ordering::Relaxed);
-    let (mut visited, mut queued) = (0, 0);
-    while visited < left.min(SWEEP_SLOTS_PER_ROUND) && queued < SWEEP_RECORDS_PER_ROUND {
-        if cursor >= cap {
-            cursor = 0;
-        }
-        if let Some(r) = lb.resync_record(cursor) {
-            port.send(r);
-            port.resynced.add(1);
-            queued += 1;
-        }
-        cursor += 1;
-        visited += 1;
-    }
-    port.sweep_cursor.store(cursor, Ordering::Relaxed);
-    port.sweep_left.store(left - visited, Ordering::Relaxed);
-}
+// Moved to lb::sync; re-exported until the worker shell moves (issue 14).
+pub use crate::lb::sync::{install_pending, sweep};
 
 #[cfg(test)]
 mod tests {

@@ -1,17 +1,20 @@
 //! Connection sync on the worker (specs/ipvs.md §5.4, §5.5): when the master
-//! queues a connection for the sync daemon, and how the backup installs a
-//! synced record in its own table.
+//! queues a connection for the sync daemon, how the backup installs a synced
+//! record in its own table, and the between-bursts work that joins a worker's
+//! table to its [`SyncPort`]: installing what the backup thread queued and
+//! the resync sweep. The records, rings and settings themselves are
+//! [`crate::sync`]'s, which knows nothing of [`Lb`].
 //!
 //! Runs on the worker that owns the flow: no allocation, no lock, no syscall.
 //! A full queue drops the record and counts it.
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{self, Relaxed};
 
+use super::Lb;
 use crate::conn::{flags as cf, Conn, TEMPLATE_ASSURED};
-use crate::lb::Lb;
 use crate::proto::TcpState;
 use crate::service::{FwdMethod, PROTO_TCP};
 use crate::snapshot::Snapshot;
-use crate::sync::SyncRecord;
+use crate::sync::{SyncPort, SyncRecord, INSTALL_PER_ROUND, SWEEP_RECORDS_PER_ROUND, SWEEP_SLOTS_PER_ROUND};
 
 /// Flags a backup keeps from a record (`IP_VS_CONN_F_BACKUP_MASK`, §5.5).
 pub const BACKUP_MASK: u16 = cf::FWD_MASK | cf::NOOUTPUT | cf::INACTIVE | 0x0600 | 0x0800 | cf::TEMPLATE;
@@ -283,15 +286,60 @@ fn packet_rule(pkts: u32, threshold: u32, period: u32) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_packet_rule_is_3_53_103() {
-        let hits: Vec<u32> = (1..=120).filter(|&p| packet_rule(p, 3, 50)).collect();
-        assert_eq!(hits, vec![3, 53, 103]);
-        let once: Vec<u32> = (1..=120).filter(|&p| packet_rule(p, 3, 0)).collect();
-        assert_eq!(once, vec![3]);
+/// Worker side, between bursts: installs what the backup thread queued for
+/// this worker (specs/ipvs.md §5.5).
+pub fn install_pending(lb: &mut Lb, port: &SyncPort, snap: &Snapshot, now: u32) {
+    for _ in 0..INSTALL_PER_ROUND {
+        let Some(r) = port.into.pop() else { return };
+        match lb.install_synced(&r, snap, now) {
+            Installed::New | Installed::Updated => port.installed.add(1),
+            _ => port.install_failed.add(1),
+        }
     }
 }
+
+/// Worker side, between bursts: the resync sweep (see
+/// [`crate::sync::SyncParams::resync_period`]). Each new second grants
+/// `capacity / period` more slots (unvisited ones carry over, up to a whole
+/// table); each round visits at most [`SWEEP_SLOTS_PER_ROUND`] of them and
+/// queues at most [`SWEEP_RECORDS_PER_ROUND`] records, and none while the
+/// ring to the sync thread is half full: the sweep goes at the pace the
+/// sync thread sends, leaving room for new connections' records, instead of
+/// overflowing the ring (a large table's sweep then takes longer than the
+/// period).
+pub fn sweep(lb: &Lb, port: &SyncPort, now: u32) {
+    let p = &port.params;
+    let period = p.resync_period.load(Ordering::Relaxed);
+    if period == 0 || !p.master.load(Ordering::Relaxed) {
+        return;
+    }
+    let cap = lb.conns.capacity() as u32;
+    if port.sweep_second.load(Ordering::Relaxed) != now {
+        port.sweep_second.store(now, Ordering::Relaxed);
+        let left = port.sweep_left.load(Ordering::Relaxed);
+        port.sweep_left.store(left.saturating_add(cap.div_ceil(period)).min(cap), Ordering::Relaxed);
+    }
+    let left = port.sweep_left.load(Ordering::Relaxed);
+    if left == 0 || port.out.len() >= port.out.capacity() / 2 {
+        return;
+    }
+    let mut cursor = port.sweep_cursor.load(Ordering::Relaxed);
+    let (mut visited, mut queued) = (0, 0);
+    while visited < left.min(SWEEP_SLOTS_PER_ROUND) && queued < SWEEP_RECORDS_PER_ROUND {
+        if cursor >= cap {
+            cursor = 0;
+        }
+        if let Some(r) = lb.resync_record(cursor) {
+            port.send(r);
+            port.resynced.add(1);
+            queued += 1;
+        }
+        cursor += 1;
+        visited += 1;
+    }
+    port.sweep_cursor.store(cursor, Ordering::Relaxed);
+    port.sweep_left.store(left - visited, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests;

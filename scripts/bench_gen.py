@@ -132,7 +132,7 @@ def spread_client(i):
 
 
 def owner_of(addr, workers, prefix=32):
-    """rvsd's flow owner (dataplane/src/lb.rs owner_of): a hash of the client
+    """rvsd's flow owner (dataplane/src/lb/owner.rs owner_of): a hash of the client
     address masked to `prefix`, scaled to the worker count."""
     mask = 0 if prefix == 0 else (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
     h = ((addr & mask) * 0x9E3779B1) & 0xFFFFFFFF

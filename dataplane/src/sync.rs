@@ -254,9 +254,6 @@ pub const RING_RECORDS: usize = 8192;
 /// never delays forwarding by more than this much work.
 pub const INSTALL_PER_ROUND: usize = 256;
 
-// Moved to lb::sync; re-exported until the worker shell moves (issue 14).
-pub use crate::lb::sync::{install_pending, sweep};
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -189,8 +189,8 @@ impl Worker {
     pub fn end_round(&mut self, snap: &Snapshot, handled: u64) {
         self.counters.handled.add(handled);
         let now = self.clock.now_secs() as u32;
-        crate::sync::install_pending(&mut self.lb, &self.ctl.sync, snap, now);
-        crate::sync::sweep(&self.lb, &self.ctl.sync, now);
+        crate::lb::sync::install_pending(&mut self.lb, &self.ctl.sync, snap, now);
+        crate::lb::sync::sweep(&self.lb, &self.ctl.sync, now);
         self.counters.conns_live.set(self.lb.conns.len() as u64);
         if self.ctl.dump_requested.load(Relaxed) {
             // An administrator's listing: allocation here is off the packet path.

@@ -24,7 +24,7 @@ use dataplane::snapshot::Snapshot;
 use dataplane::sync::{SyncParams, SyncPort};
 
 use super::wire::{self, Encoder, MsgDrop, RecordSkip, Version};
-use crate::proto::DaemonSpec;
+use crate::api::DaemonSpec;
 
 /// The LVS sync group and port (§5.1).
 pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);

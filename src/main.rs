@@ -318,7 +318,7 @@ fn forward(
             .zip(&t.ports)
             .map(|((name, device, id, mac), n)| {
                 let dev = dpdk::port_stats(*id);
-                ctl::proto::PortInfo {
+                ctl::api::PortInfo {
                     name: name.clone(),
                     device: device.clone(),
                     mac: conf::MacAddr(*mac).to_string(),
@@ -395,8 +395,8 @@ fn forward(
         std::thread::sleep(Duration::from_millis(20));
         if RELOAD.swap(false, Ordering::SeqCst) {
             match control.reload() {
-                ctl::proto::Response::Ok => println!("rvsd: SIGHUP: configuration reloaded"),
-                ctl::proto::Response::Error { message, .. } => println!("rvsd: SIGHUP: {message}"),
+                ctl::api::Response::Ok => println!("rvsd: SIGHUP: configuration reloaded"),
+                ctl::api::Response::Error { message, .. } => println!("rvsd: SIGHUP: {message}"),
                 r => println!("rvsd: SIGHUP: unexpected reply {r:?}"),
             }
         }
@@ -446,7 +446,7 @@ fn forward(
         let parts: Vec<String> = x.list().iter().filter(|(_, n)| *n > 0).map(|(k, n)| format!("{k} {n}")).collect();
         println!("exception path: {}", if parts.is_empty() { "idle".into() } else { parts.join(", ") });
     }
-    for line in ctl::state::describe(&snapshot.load()) {
+    for line in ctl::snapshot::describe(&snapshot.load()) {
         println!("{line}");
     }
     Ok(())

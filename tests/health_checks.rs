@@ -12,8 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use conf::{Method, Protocol, ServiceAddr};
+use ctl::api::{DestSpec, HealthInfo, Op, Response};
 use ctl::control::Control;
-use ctl::proto::{DestSpec, HealthInfo, Method, Op, Protocol, Response, SvcKey};
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -244,7 +245,7 @@ method = "masq"
         u_threshold: 0,
         l_threshold: 0,
     };
-    let key = SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
+    let key = ServiceAddr::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
     assert_eq!(c.handle(Op::AddDest { service: key, dest: by_hand }), Response::Ok);
 
     // External fails: quiesced, and as the only checked server the fallback
@@ -350,7 +351,7 @@ weight = 4
     let c = control(&text, d);
     until("up", &c, 8081, |h| h.state == "up");
     // Deleted by hand while up (rvsadm -d), then its check fails.
-    let key = SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
+    let key = ServiceAddr::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
     assert_eq!(c.handle(Op::DelDest { service: key, addr: Ipv4Addr::LOCALHOST, port: 8081 }), Response::Ok);
     std::fs::remove_file(d.join("flag")).unwrap();
     until("down", &c, 8081, |h| h.state == "down");

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use common::director::Director;
 use common::{wait_with_deadline, Guard, Topo};
-use ctl::proto::{DestSpec, Method, Op, Protocol, Request, Response, ServiceSpec, SvcKey};
+use conf::{Method, Protocol, ServiceAddr};
+use ctl::api::{DestSpec, Op, Request, Response, ServiceSpec};
 
 fn request(socket: &Path, op: Op) -> Response {
     let mut s = UnixStream::connect(socket).expect("connect to rvsd");
@@ -24,8 +25,8 @@ fn request(socket: &Path, op: Op) -> Response {
     serde_json::from_str(&reply).unwrap()
 }
 
-fn key(port: u16) -> SvcKey {
-    SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 100), port }
+fn key(port: u16) -> ServiceAddr {
+    ServiceAddr::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 100), port }
 }
 
 fn dest(n: u8, weight: u16) -> DestSpec {

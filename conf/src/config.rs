@@ -6,6 +6,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 use crate::device::Device;
 use crate::types::{Ipv4Cidr, Ipv4Prefix, MacAddr};
 
@@ -301,7 +303,10 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A virtual service's transport protocol. On the control socket it is
+/// `"tcp"` or `"udp"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
     Udp,
@@ -326,13 +331,17 @@ impl Protocol {
 }
 
 /// A virtual service's key (specs/ipvs.md §0): protocol + VIP + port, or a
-/// firewall mark. IPv4 only.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// firewall mark. IPv4 only. On the control socket it is
+/// `{"addr":{"protocol":"tcp","vip":"10.0.0.1","port":80}}` or
+/// `{"fwmark":1}`; a mark ipvsadm would refuse does not decode
+/// ([`crate::limits::de`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ServiceAddr {
     /// `port` 0 is an all-ports service (only valid with persistence).
     Addr { protocol: Protocol, vip: Ipv4Addr, port: u16 },
     /// 1..=u32::MAX.
-    Fwmark(u32),
+    Fwmark(#[serde(deserialize_with = "crate::limits::de::fwmark")] u32),
 }
 
 impl ServiceAddr {
@@ -366,16 +375,34 @@ impl fmt::Display for ServiceAddr {
     }
 }
 
-/// Forwarding method of a real server (specs/ipvs.md §4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+/// Forwarding method of a real server (specs/ipvs.md §4): the one model of
+/// it, shared by the config file, the control protocol and the dataplane.
+/// The discriminants are the kernel's flag values (`IP_VS_CONN_F_MASQ`,
+/// `_TUNNEL`, `_DROUTE`, specs/ipvs.md §3.8), which connections and sync
+/// messages carry. On the control socket it is `"masq"`, `"route"` or
+/// `"tunnel"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
 pub enum Method {
     /// NAT (`-m`).
-    Masq,
+    Masq = 0,
+    /// IPIP tunnel (`-i`).
+    Tunnel = 2,
     /// Direct routing (`-g`, ipvsadm's default).
     #[default]
-    Route,
-    /// IPIP tunnel (`-i`).
-    Tunnel,
+    Route = 3,
+}
+
+impl Method {
+    /// The word `ipvsadm -L` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Masq => "Masq",
+            Method::Tunnel => "Tunnel",
+            Method::Route => "Route",
+        }
+    }
 }
 
 /// A virtual service. Invariants (checked for both the TOML file and rules

@@ -14,6 +14,8 @@ use std::net::Ipv4Addr;
 
 use crate::config::{Protocol, Server, Service, ServiceAddr, MAX_THRESHOLD, MAX_TIMEOUT, SCHEDULERS};
 
+pub mod de;
+
 /// Largest `-w` (ipvsadm.c: `string_to_number(optarg, 0, 65535)`).
 pub const MAX_WEIGHT: u32 = 65535;
 

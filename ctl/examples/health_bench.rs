@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ctl::api::{ListWhat, Op, Response};
 use ctl::control::Control;
-use ctl::proto::{ListWhat, Op, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PORT: u16 = 18080;

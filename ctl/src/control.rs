@@ -11,17 +11,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use dataplane::conn::dump::ConnDump;
 use dataplane::counters::WorkerCounters;
 use dataplane::service::DestShared;
 use dataplane::snapshot::Snapshot;
-use dataplane::worker::{ConnDump, WorkerCtl};
+use dataplane::worker::WorkerCtl;
 
-use crate::proto::{self, ConnInfo, DestInfo, ListWhat, Op, Response, ServiceInfo, ServiceSpec, Stats, SvcKey};
-use crate::state::{self, Trash};
+use crate::api::{self, DestInfo, ListWhat, Op, Response, ServiceInfo, ServiceSpec, Stats};
+use crate::snapshot::{self, Trash};
 use conf::limits::Refusal;
+use conf::{Method, ServiceAddr};
 
 /// Port counters, read by rvsd from DPDK (the control crate does not open ports).
-pub type PortStatsFn = Box<dyn Fn() -> Vec<proto::PortInfo> + Send + Sync>;
+pub type PortStatsFn = Box<dyn Fn() -> Vec<api::PortInfo> + Send + Sync>;
 
 pub struct Control {
     pub config_path: PathBuf,
@@ -75,45 +77,11 @@ fn err(message: impl Into<String>) -> Response {
     Response::Error { message: message.into(), exit_code: 255 }
 }
 
-fn key_of(k: &SvcKey) -> conf::ServiceAddr {
-    k.to_conf()
-}
-
-pub(crate) fn svc_key(a: &conf::ServiceAddr) -> SvcKey {
-    match *a {
-        conf::ServiceAddr::Addr { protocol, vip, port } => SvcKey::Addr {
-            protocol: match protocol {
-                conf::Protocol::Tcp => proto::Protocol::Tcp,
-                conf::Protocol::Udp => proto::Protocol::Udp,
-            },
-            vip,
-            port,
-        },
-        conf::ServiceAddr::Fwmark(m) => SvcKey::Fwmark(m),
-    }
-}
-
-pub(crate) fn method_to(m: conf::Method) -> proto::Method {
-    match m {
-        conf::Method::Masq => proto::Method::Masq,
-        conf::Method::Route => proto::Method::Route,
-        conf::Method::Tunnel => proto::Method::Tunnel,
-    }
-}
-
-fn method_from(m: proto::Method) -> conf::Method {
-    match m {
-        proto::Method::Masq => conf::Method::Masq,
-        proto::Method::Route => conf::Method::Route,
-        proto::Method::Tunnel => conf::Method::Tunnel,
-    }
-}
-
 /// The service `spec` describes, if ipvsadm would send it (conf::limits),
 /// with its flags in canonical form.
 fn to_conf_service(spec: &ServiceSpec, servers: Vec<conf::Server>) -> Result<conf::Service, Refusal> {
     let s = conf::Service {
-        addr: key_of(&spec.key),
+        addr: spec.key,
         scheduler: spec.scheduler.clone(),
         persistent: spec.persistent,
         netmask: spec.netmask,
@@ -188,7 +156,7 @@ impl Control {
 
     /// The first snapshot, built before the workers start.
     pub fn initial_snapshot(cfg: &conf::Config, macs: &[[u8; 6]], workers: usize) -> Snapshot {
-        state::snapshot(cfg, macs, workers, None, &mut Trash::default())
+        snapshot::build(cfg, macs, workers, None, &mut Trash::default())
     }
 
     /// The `[control]` settings rvsd started with.
@@ -283,7 +251,7 @@ impl Control {
     ) {
         let prev = self.snapshot.load();
         let counts = self.mark_counts(inner, &prev);
-        let snap = state::snapshot(&cfg, &self.macs, self.workers, Some(&prev), &mut inner.trash);
+        let snap = snapshot::build(&cfg, &self.macs, self.workers, Some(&prev), &mut inner.trash);
         let mut offset = remap(counts);
         offset.resize(cfg.fwmark.len(), (0, 0));
         self.snapshot.store(Arc::new(snap));
@@ -404,15 +372,15 @@ impl Control {
 
     /// `-Z [service]`: counters have one writer each (their worker), so
     /// zeroing records the current values as the new base, and restarts rates.
-    fn zero(&self, only: Option<SvcKey>) -> Response {
+    fn zero(&self, only: Option<ServiceAddr>) -> Response {
         let snap = self.snapshot.load();
         let mut inner = self.lock();
         if let Some(k) = only {
-            if !snap.services.iter().any(|s| s.key == state::service_key(&key_of(&k))) {
+            if !snap.services.iter().any(|s| s.key == snapshot::service_key(&k)) {
                 return err("No such service");
             }
         }
-        for s in snap.services.iter().filter(|s| only.is_none_or(|k| s.key == state::service_key(&key_of(&k)))) {
+        for s in snap.services.iter().filter(|s| only.is_none_or(|k| s.key == snapshot::service_key(&k))) {
             for d in &s.dests {
                 let id = Arc::as_ptr(&d.shared) as usize;
                 let raw = raw_stats(&d.shared);
@@ -440,10 +408,10 @@ impl Control {
     /// one for the same address and port, as it wins in the dataplane).
     fn neighbors(&self) -> Response {
         let cfg = &self.lock().cfg;
-        let mut out: Vec<proto::NeighborInfo> = cfg
+        let mut out: Vec<api::NeighborInfo> = cfg
             .neighbor
             .iter()
-            .map(|n| proto::NeighborInfo {
+            .map(|n| api::NeighborInfo {
                 ip: n.ip,
                 mac: n.mac.to_string(),
                 port: n.port.clone(),
@@ -457,7 +425,7 @@ impl Control {
                 if out.iter().any(|n| n.ip == r.ip && n.port == port) {
                     continue;
                 }
-                out.push(proto::NeighborInfo {
+                out.push(api::NeighborInfo {
                     ip: r.ip,
                     mac: r.mac.map_or_else(|| "(incomplete)".into(), |m| conf::MacAddr(m).to_string()),
                     port,
@@ -469,14 +437,14 @@ impl Control {
         Response::Neighbors(out)
     }
 
-    fn list(&self, what: ListWhat, only: Option<SvcKey>) -> Response {
+    fn list(&self, what: ListWhat, only: Option<ServiceAddr>) -> Response {
         match what {
             ListWhat::Timeouts => {
                 let t = self.snapshot.load().timeouts.triple();
                 Response::Timeouts { tcp: t.0, tcpfin: t.1, udp: t.2 }
             }
             ListWhat::Daemons => {
-                Response::Daemons(self.sync.list().into_iter().map(|spec| proto::DaemonInfo { spec }).collect())
+                Response::Daemons(self.sync.list().into_iter().map(|spec| api::DaemonInfo { spec }).collect())
             }
             ListWhat::Conns => Response::Conns(self.conns()),
             ListWhat::Services => {
@@ -484,11 +452,11 @@ impl Control {
                 let snap = self.snapshot.load();
                 let mut services = Vec::new();
                 for s in &inner.cfg.service {
-                    let key = svc_key(&s.addr);
+                    let key = s.addr;
                     if only.is_some_and(|o| o != key) {
                         continue;
                     }
-                    let live = snap.services.iter().find(|x| x.key == state::service_key(&s.addr));
+                    let live = snap.services.iter().find(|x| x.key == snapshot::service_key(&s.addr));
                     let mut dests = Vec::new();
                     let mut total = Stats::default();
                     for d in live.map(|l| l.dests.as_slice()).unwrap_or(&[]) {
@@ -496,10 +464,10 @@ impl Control {
                         add(&mut total, &stats);
                         let r = s.servers.iter().find(|r| r.addr == d.addr && r.port == d.port);
                         dests.push(DestInfo {
-                            spec: proto::DestSpec {
+                            spec: api::DestSpec {
                                 addr: d.addr,
                                 port: d.port,
-                                method: r.map_or(proto::Method::Route, |r| method_to(r.method)),
+                                method: r.map_or(Method::Route, |r| r.method),
                                 weight: u16::try_from(d.weight).unwrap_or(u16::MAX),
                                 u_threshold: d.u_threshold,
                                 l_threshold: d.l_threshold,
@@ -586,7 +554,7 @@ impl Control {
     }
 
     /// Asks every worker for its connection table and merges the answers.
-    fn conns(&self) -> Vec<ConnInfo> {
+    fn conns(&self) -> Vec<ConnDump> {
         let rx = self.dumps.lock().unwrap_or_else(|p| p.into_inner());
         while rx.try_recv().is_ok() {}
         for c in &self.worker_ctl {
@@ -598,17 +566,7 @@ impl Control {
             match rx.recv_timeout(Duration::from_secs(2)) {
                 Ok((_, v)) => {
                     got += 1;
-                    out.extend(v.into_iter().map(|c| ConnInfo {
-                        protocol: c.protocol.into(),
-                        expires: c.expires,
-                        state: c.state.into(),
-                        caddr: c.caddr,
-                        cport: c.cport,
-                        vaddr: c.vaddr,
-                        vport: c.vport,
-                        daddr: c.daddr,
-                        dport: c.dport,
-                    }));
+                    out.extend(v);
                 }
                 Err(_) => break,
             }
@@ -662,7 +620,7 @@ fn add(t: &mut Stats, s: &Stats) {
 /// restore.
 fn apply(cfg: &mut conf::Config, op: &Op) -> Result<(), Refusal> {
     use Refusal::Kernel;
-    let find = |cfg: &conf::Config, k: &SvcKey| cfg.service.iter().position(|s| s.addr == key_of(k));
+    let find = |cfg: &conf::Config, k: &ServiceAddr| cfg.service.iter().position(|s| s.addr == *k);
     match op {
         Op::AddService(spec) => {
             let s = to_conf_service(spec, Vec::new())?;
@@ -690,14 +648,14 @@ fn apply(cfg: &mut conf::Config, op: &Op) -> Result<(), Refusal> {
             let mut port = dest.port;
             if let conf::ServiceAddr::Addr { port: sp, .. } = s.addr {
                 // ipvsadm forces rport = vport for -g/-i (§4.5); 0 means the service port.
-                if dest.method != proto::Method::Masq || port == 0 {
+                if dest.method != Method::Masq || port == 0 {
                     port = sp;
                 }
             }
             let server = conf::Server {
                 addr: dest.addr,
                 port,
-                method: method_from(dest.method),
+                method: dest.method,
                 weight: u32::from(dest.weight),
                 u_threshold: dest.u_threshold,
                 l_threshold: dest.l_threshold,

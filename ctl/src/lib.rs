@@ -2,14 +2,14 @@
 //! `rvsadm` CLI, so the two can never drift apart.
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod control;
 pub mod health;
 pub mod marklist;
 pub mod metrics;
-pub mod proto;
 pub mod server;
-pub mod state;
+pub mod snapshot;
 pub mod sync;
 
 /// The version string both sides print (`rvsadm -v`, `rvsd --version`).

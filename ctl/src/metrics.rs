@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 use dataplane::verdict::DropReason;
 
 use crate::control::Control;
-use crate::proto::{
-    DestInfo, FallbackInfo, HealthInfo, ListWhat, Method, Op, PortInfo, Protocol, Response, ServiceInfo, SvcKey,
-};
+use conf::{Method, ServiceAddr};
+
+use crate::api::{DestInfo, FallbackInfo, HealthInfo, ListWhat, Op, PortInfo, Response, ServiceInfo};
 
 /// The largest request head read; a longer one gets 431.
 pub const MAX_HEAD_BYTES: usize = 8192;
@@ -141,12 +141,8 @@ pub fn gather(control: &Control) -> Scrape {
 }
 
 /// The `service` label: `tcp 10.0.0.1:80`, `udp 10.0.0.1:53`, `fwmark 10`.
-pub fn service_label(k: &SvcKey) -> String {
-    match k {
-        SvcKey::Addr { protocol: Protocol::Tcp, vip, port } => format!("tcp {vip}:{port}"),
-        SvcKey::Addr { protocol: Protocol::Udp, vip, port } => format!("udp {vip}:{port}"),
-        SvcKey::Fwmark(m) => format!("fwmark {m}"),
-    }
+pub fn service_label(k: &ServiceAddr) -> String {
+    k.to_string()
 }
 
 fn method_label(m: Method) -> &'static str {
@@ -536,13 +532,15 @@ fn reply(stream: &mut TcpStream, status: &str, headers: &[&str], body: &[u8], he
 mod tests {
     use std::net::Ipv4Addr;
 
+    use conf::Protocol;
+
     use super::*;
-    use crate::proto::{DestInfo, DestSpec, ServiceSpec, Stats};
+    use crate::api::{DestInfo, DestSpec, ServiceSpec, Stats};
 
     fn small() -> Scrape {
         let svc = ServiceInfo {
             spec: ServiceSpec {
-                key: SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 },
+                key: ServiceAddr::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 },
                 scheduler: "rr".into(),
                 persistent: None,
                 netmask: Ipv4Addr::BROADCAST,
@@ -709,7 +707,7 @@ rvs_timeout_seconds{{state="udp"}} 300
 
     #[test]
     fn health_families_appear_with_checked_servers() {
-        let key = SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
+        let key = ServiceAddr::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 };
         let h = HealthInfo {
             service: key,
             addr: Ipv4Addr::new(10, 0, 2, 11),
@@ -774,9 +772,9 @@ rvs_timeout_seconds{{state="udp"}} 300
     fn labels_are_escaped_and_keys_named() {
         assert_eq!(escape_label(r#"a\b"c"#), r#"a\\b\"c"#);
         assert_eq!(escape_label("x\ny"), "x\\ny");
-        assert_eq!(service_label(&SvcKey::Fwmark(10)), "fwmark 10");
+        assert_eq!(service_label(&ServiceAddr::Fwmark(10)), "fwmark 10");
         assert_eq!(
-            service_label(&SvcKey::Addr { protocol: Protocol::Udp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 53 }),
+            service_label(&ServiceAddr::Addr { protocol: Protocol::Udp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 53 }),
             "udp 10.0.0.1:53"
         );
         let mut o = Out(String::new());
@@ -842,13 +840,15 @@ mod http_tests {
     use std::time::{Duration, Instant};
 
     use crate::control::Control;
-    use crate::proto::{Op, Protocol, Response, ServiceSpec, SvcKey};
+    use conf::{Protocol, ServiceAddr};
+
+    use crate::api::{Op, Response, ServiceSpec};
 
     fn start() -> std::net::SocketAddr {
         let cfg = conf::Config::default();
         let control = Arc::new(Control::detached("rvs.toml".into(), cfg));
         let spec = ServiceSpec {
-            key: SvcKey::Addr { protocol: Protocol::Tcp, vip: "10.0.0.1".parse().unwrap(), port: 80 },
+            key: ServiceAddr::Addr { protocol: Protocol::Tcp, vip: "10.0.0.1".parse().unwrap(), port: 80 },
             scheduler: "rr".into(),
             persistent: None,
             netmask: std::net::Ipv4Addr::BROADCAST,

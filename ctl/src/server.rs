@@ -34,8 +34,8 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 
+use crate::api::{decode_request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 use crate::control::Control;
-use crate::proto::{decode_request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 
 /// How much a read asks for at a time (and a buffer's first size).
 pub const READ_CHUNK: usize = 64 << 10;

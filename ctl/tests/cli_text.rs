@@ -5,11 +5,13 @@
 //! in the expected texts below).
 use std::net::Ipv4Addr;
 
-use ctl::cli::{self, Command, Outcome, View};
-use ctl::proto::{
-    ConnInfo, DaemonInfo, DaemonSpec, DestInfo, DestSpec, ListWhat, Method, NeighborInfo, Op, PortInfo, Protocol,
-    Request, Response, ServiceInfo, ServiceSpec, Stats, SvcKey,
+use conf::{Method, Protocol, ServiceAddr};
+use ctl::api::{
+    DaemonInfo, DaemonSpec, DestInfo, DestSpec, ListWhat, NeighborInfo, Op, PortInfo, Request, Response, ServiceInfo,
+    ServiceSpec, Stats,
 };
+use ctl::cli::{self, Command, Outcome, View};
+use dataplane::conn::dump::ConnDump;
 
 fn argv(line: &str) -> Vec<String> {
     line.split_whitespace().map(str::to_owned).collect()
@@ -51,11 +53,11 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-fn tcp(vip: &str, port: u16) -> SvcKey {
-    SvcKey::Addr { protocol: Protocol::Tcp, vip: ip(vip), port }
+fn tcp(vip: &str, port: u16) -> ServiceAddr {
+    ServiceAddr::Addr { protocol: Protocol::Tcp, vip: ip(vip), port }
 }
 
-fn spec(key: SvcKey, scheduler: &str) -> ServiceSpec {
+fn spec(key: ServiceAddr, scheduler: &str) -> ServiceSpec {
     ServiceSpec {
         key,
         scheduler: scheduler.into(),
@@ -99,7 +101,7 @@ fn issue_lines_parse() {
     );
     assert_eq!(
         op("ipvsadm -A -f 10 -s wrr -p"),
-        Op::AddService(ServiceSpec { persistent: Some(360), ..spec(SvcKey::Fwmark(10), "wrr") })
+        Op::AddService(ServiceSpec { persistent: Some(360), ..spec(ServiceAddr::Fwmark(10), "wrr") })
     );
     assert_eq!(op("ipvsadm --set 28800 30 300"), Op::SetTimeouts { tcp: 28800, tcpfin: 30, udp: 300 });
     assert_eq!(
@@ -169,7 +171,7 @@ fn full_replacement_defaults() {
     // Not on fwmark services.
     match op("ipvsadm -a -f 1 -r 10.0.0.2:8080 -i --tun-type ipip") {
         Op::AddDest { service, dest } => {
-            assert_eq!((service, dest.port, dest.method), (SvcKey::Fwmark(1), 8080, Method::Tunnel))
+            assert_eq!((service, dest.port, dest.method), (ServiceAddr::Fwmark(1), 8080, Method::Tunnel))
         }
         o => panic!("{o:?}"),
     }
@@ -179,7 +181,7 @@ fn full_replacement_defaults() {
     );
     assert_eq!(
         op("ipvsadm -D -u 10.0.0.1:53"),
-        Op::DelService(SvcKey::Addr { protocol: Protocol::Udp, vip: ip("10.0.0.1"), port: 53 })
+        Op::DelService(ServiceAddr::Addr { protocol: Protocol::Udp, vip: ip("10.0.0.1"), port: 53 })
     );
     assert_eq!(op("ipvsadm -C"), Op::Clear);
     assert_eq!(op("ipvsadm -Z"), Op::Zero(None));
@@ -368,7 +370,10 @@ fn example_table() -> Response {
         conn_tab_size: 4096,
         services: vec![
             svc(
-                ServiceSpec { flags: vec!["sh-fallback".into(), "sh-port".into()], ..spec(SvcKey::Fwmark(1), "sh") },
+                ServiceSpec {
+                    flags: vec!["sh-fallback".into(), "sh-port".into()],
+                    ..spec(ServiceAddr::Fwmark(1), "sh")
+                },
                 vec![dinfo(dest("192.168.10.1", 0, Method::Tunnel, 1), 0, 0)],
             ),
             svc(
@@ -420,7 +425,7 @@ fn tun_info_and_ops_and_one_service() {
     let resp = Response::Services {
         conn_tab_size: 65536,
         services: vec![svc(
-            ServiceSpec { ops: true, persistent: Some(60), ..spec(SvcKey::Fwmark(7), "rr") },
+            ServiceSpec { ops: true, persistent: Some(60), ..spec(ServiceAddr::Fwmark(7), "rr") },
             vec![
                 dinfo(dest("10.0.2.1", 0, Method::Tunnel, 2), 1, 2),
                 dinfo(dest("10.0.2.2", 0, Method::Route, 3), 0, 0),
@@ -540,10 +545,10 @@ TCP  10.0.0.1:80 wlc|
 
 #[test]
 fn connections_match_the_spec_example() {
-    let conn = |protocol: &str, expires, state: &str, c: (&str, u16), v: (&str, u16), d: (&str, u16)| ConnInfo {
-        protocol: protocol.into(),
+    let conn = |protocol, expires, state, c: (&str, u16), v: (&str, u16), d: (&str, u16)| ConnDump {
+        protocol,
         expires,
-        state: state.into(),
+        state,
         caddr: ip(c.0),
         cport: c.1,
         vaddr: ip(v.0),
@@ -609,7 +614,7 @@ fn save_matches_the_spec_example() {
         services.push(svc(
             ServiceSpec {
                 ops: true,
-                ..spec(SvcKey::Addr { protocol: Protocol::Udp, vip: ip("10.0.0.1"), port: 53 }, "rr")
+                ..spec(ServiceAddr::Addr { protocol: Protocol::Udp, vip: ip("10.0.0.1"), port: 53 }, "rr")
             },
             vec![],
         ));

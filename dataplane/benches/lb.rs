@@ -54,7 +54,7 @@ use dataplane::fwd::{Fib, FibPort, Route};
 use dataplane::lb::Lb;
 use dataplane::proto::Timeouts;
 use dataplane::sched::{SchedKind, Scheduler};
-use dataplane::service::{Dest, DestShared, FwdMethod, SchedState, Service, ServiceKey};
+use dataplane::service::{Dest, DestShared, Method, SchedState, Service, ServiceKey};
 use dataplane::snapshot::{Knobs, Snapshot};
 use dataplane::verdict::Verdict;
 use etherparse::PacketBuilder;
@@ -222,7 +222,7 @@ impl PacketBuf for FrameBuf {
 /// Two ports (clients on 0, real servers on 1), a default route to the
 /// client-side router, static neighbours; one TCP VIP:80 service, rr over 4
 /// real servers with `method` (NAT to port 8080).
-fn snapshot(method: FwdMethod) -> Snapshot {
+fn snapshot(method: Method) -> Snapshot {
     let mut neighbors = vec![(0u16, ROUTER, ROUTER_MAC)];
     neighbors.extend(RS.iter().map(|&a| (1u16, a, rs_mac(a))));
     let fib = Fib::new(
@@ -233,7 +233,7 @@ fn snapshot(method: FwdMethod) -> Snapshot {
         vec![Route { prefix: Ipv4Addr::UNSPECIFIED, len: 0, via: Some(ROUTER), port: 0 }],
         neighbors,
     );
-    let port = if method == FwdMethod::Masq { NAT_PORT } else { VPORT };
+    let port = if method == Method::Masq { NAT_PORT } else { VPORT };
     let dests: Vec<Dest> = RS
         .iter()
         .map(|&addr| Dest {
@@ -445,7 +445,7 @@ fn bench_case(
 
 /// An Lb for `flows` established flows of a service with `method`, each opened
 /// with SYN (and, for NAT, the real server's SYN-ACK) then ACK.
-fn established(method: FwdMethod, flows: usize) -> (Lb, Snapshot, WorkerCounters) {
+fn established(method: Method, flows: usize) -> (Lb, Snapshot, WorkerCounters) {
     let snap = snapshot(method);
     let counters = WorkerCounters::new(2);
     let lb = Lb::new(0, (flows as f64 * 1.1) as u32, SEED);
@@ -455,7 +455,7 @@ fn established(method: FwdMethod, flows: usize) -> (Lb, Snapshot, WorkerCounters
     for i in 0..flows {
         let c = client(CLIENTS, i);
         assert_eq!(k.once(&to_vip(c, Seg::Syn), 0), Verdict::Forward { port: out }, "SYN of flow {i}");
-        if method == FwdMethod::Masq {
+        if method == Method::Masq {
             let rs = RS[i % RS.len()];
             assert_eq!(k.once(&from_rs(rs, c, Seg::SynAck), 1), Verdict::Forward { port: 0 }, "SYN-ACK of flow {i}");
         }
@@ -492,7 +492,7 @@ fn no_new_conns(flows: usize) -> impl FnOnce(&Case, &Acc) -> String {
     }
 }
 
-fn established_case(method: FwdMethod, flows: usize, replies: bool) -> Case {
+fn established_case(method: Method, flows: usize, replies: bool) -> Case {
     let (lb, snap, counters) = established(method, flows);
     let mut k = Case::new(lb, snap, counters, ack_ring(flows, replies), if replies { 1 } else { 0 });
     k.check_ring(if replies { 0 } else { 1 }, replies);
@@ -516,14 +516,14 @@ fn bench_established(c: &mut Criterion, rows: &mut Vec<Row>) {
             &id,
             rows,
             None,
-            || established_case(FwdMethod::Route, flows, false),
+            || established_case(Method::Route, flows, false),
             no_new_conns(flows),
         );
     }
     for flows in [1 << 16, 1 << 20] {
         let id = label(flows);
         let setup = move || {
-            let mut k = established_case(FwdMethod::Route, flows, false);
+            let mut k = established_case(Method::Route, flows, false);
             k.prefetch = true;
             k
         };
@@ -536,7 +536,7 @@ fn bench_established(c: &mut Criterion, rows: &mut Vec<Row>) {
     // sync thread: never a stall).
     let flows = 1 << 16;
     let setup = move || {
-        let mut k = established_case(FwdMethod::Route, flows, false);
+        let mut k = established_case(Method::Route, flows, false);
         let params = Arc::new(dataplane::sync::SyncParams::default());
         params.master.store(true, Relaxed);
         params.resync_period.store(0, Relaxed);
@@ -561,7 +561,7 @@ fn bench_established(c: &mut Criterion, rows: &mut Vec<Row>) {
             &id,
             rows,
             None,
-            || established_case(FwdMethod::Masq, flows, replies),
+            || established_case(Method::Masq, flows, replies),
             no_new_conns(flows),
         );
     }
@@ -571,7 +571,7 @@ fn bench_established(c: &mut Criterion, rows: &mut Vec<Row>) {
         &label(flows),
         rows,
         None,
-        || established_case(FwdMethod::Tunnel, flows, false),
+        || established_case(Method::Tunnel, flows, false),
         no_new_conns(flows),
     );
 }
@@ -584,7 +584,7 @@ fn bench_new_conns(c: &mut Criterion, rows: &mut Vec<Row>) {
     let setup = || {
         let ring: Vec<Frame> = (0..RING_MAX).map(|i| to_vip(client(NEW_CLIENTS, i), Seg::Syn)).collect();
         let lb = Lb::new(0, RING_MAX as u32, SEED);
-        Case::new(lb, snapshot(FwdMethod::Route), WorkerCounters::new(2), ring, 0)
+        Case::new(lb, snapshot(Method::Route), WorkerCounters::new(2), ring, 0)
     };
     let check = |k: &Case, acc: &Acc| {
         // Every timed SYN made a connection: none met a live entry or a full table.
@@ -614,8 +614,7 @@ fn memory_report() {
     for i in 0..N as usize {
         let (ca, cp) = client(CLIENTS, i);
         let rs = RS[i % RS.len()];
-        let conn =
-            Conn::new(6, ca, cp, VIP, VPORT, rs, VPORT, FwdMethod::Route as u16 | cf::NOOUTPUT, Some(dest.clone()));
+        let conn = Conn::new(6, ca, cp, VIP, VPORT, rs, VPORT, Method::Route as u16 | cf::NOOUTPUT, Some(dest.clone()));
         t.insert(conn, 1).expect("table sized for N");
     }
     let after = rss();

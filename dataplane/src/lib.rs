@@ -24,7 +24,6 @@ pub mod exception;
 pub mod fwd;
 pub mod hints;
 pub mod lb;
-pub use lb::sync as lb_sync; // ctl names dataplane::lb_sync (issue 14: switch it to lb::sync)
 pub mod proto;
 pub mod sched;
 pub mod service;

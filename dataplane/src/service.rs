@@ -35,28 +35,9 @@ pub enum ServiceKey {
     Fwmark(u32),
 }
 
-/// Forwarding method, with the kernel's flag values (§3.8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum FwdMethod {
-    /// `-m`: NAT (masquerading).
-    Masq = 0,
-    /// `-i`: IPIP tunnel.
-    Tunnel = 2,
-    /// `-g`: direct routing (gatewaying), ipvsadm's default.
-    Route = 3,
-}
-
-impl FwdMethod {
-    /// The word `ipvsadm -L` prints.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FwdMethod::Masq => "Masq",
-            FwdMethod::Tunnel => "Tunnel",
-            FwdMethod::Route => "Route",
-        }
-    }
-}
+/// The forwarding method: conf's, the one model shared by the configuration,
+/// the control protocol and the dataplane.
+pub use conf::Method;
 
 /// Scheduler flags of `ipvsadm -b` (§1.9, §1.11).
 pub mod sched_flags {
@@ -179,7 +160,7 @@ pub struct Dest {
     pub addr: Ipv4Addr,
     /// 0 for fwmark and port-0 services: keep the client's destination port.
     pub port: u16,
-    pub method: FwdMethod,
+    pub method: Method,
     /// 0..=65535; 0 = quiesced: no new connections, existing ones keep flowing.
     pub weight: u32,
     /// The latest nonzero weight (mh builds its table from it, §1.11).

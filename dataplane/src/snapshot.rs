@@ -4,12 +4,13 @@
 //! pauses forwarding.
 use std::net::Ipv4Addr;
 
+use conf::Method;
 use hashbrown::{HashMap, HashSet};
 
 use crate::classify::Classifier;
 use crate::fwd::Fib;
 use crate::proto::Timeouts;
-use crate::service::{FwdMethod, Service, ServiceKey, PROTO_TCP};
+use crate::service::{Service, ServiceKey, PROTO_TCP};
 
 /// One rule's counters on one worker.
 #[derive(Debug, Default)]
@@ -81,7 +82,7 @@ impl Snapshot {
                 vips.insert(vaddr);
                 any_port0 |= vport == 0;
                 any_ftp |= vport == 21 && proto == PROTO_TCP;
-                for d in s.dests.iter().filter(|d| d.method == FwdMethod::Masq) {
+                for d in s.dests.iter().filter(|d| d.method == Method::Masq) {
                     if d.port == 0 {
                         nat_dest_addrs.insert(d.addr);
                     } else {
@@ -89,7 +90,7 @@ impl Snapshot {
                     }
                 }
             } else {
-                for d in s.dests.iter().filter(|d| d.method == FwdMethod::Masq) {
+                for d in s.dests.iter().filter(|d| d.method == Method::Masq) {
                     nat_dest_addrs.insert(d.addr);
                 }
             }
@@ -224,7 +225,7 @@ mod tests {
             dests: vec![Dest {
                 addr: "10.0.2.11".parse().unwrap(),
                 port: 8080,
-                method: FwdMethod::Masq,
+                method: Method::Masq,
                 weight: 1,
                 last_weight: 1,
                 u_threshold: 0,

@@ -22,21 +22,7 @@ use crate::lb::{flow_owner, Lb};
 use crate::snapshot::Snapshot;
 use crate::verdict::{DropReason, Verdict};
 
-/// One connection-table entry as the control side lists it (`ipvsadm -Lc`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConnDump {
-    /// "TCP", "UDP", or "IP" (fwmark templates).
-    pub protocol: &'static str,
-    pub state: &'static str,
-    /// Seconds until it expires.
-    pub expires: u32,
-    pub caddr: std::net::Ipv4Addr,
-    pub cport: u16,
-    pub vaddr: std::net::Ipv4Addr,
-    pub vport: u16,
-    pub daddr: std::net::Ipv4Addr,
-    pub dport: u16,
-}
+pub use crate::conn::dump::ConnDump;
 
 /// Requests from the control side that a worker serves between rounds.
 pub struct WorkerCtl {

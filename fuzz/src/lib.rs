@@ -37,13 +37,14 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use conf::Method;
 use dataplane::buf::VecBuf;
 use dataplane::counters::WorkerCounters;
 use dataplane::fwd::{Fib, FibPort, Route};
 use dataplane::lb::Lb;
 use dataplane::proto::Timeouts;
 use dataplane::sched::{SchedKind, Scheduler};
-use dataplane::service::{Dest, DestShared, FwdMethod, Persistence, SchedState, Service, ServiceKey};
+use dataplane::service::{Dest, DestShared, Persistence, SchedState, Service, ServiceKey};
 use dataplane::snapshot::{Knobs, Snapshot};
 use dataplane::verdict::Verdict;
 
@@ -97,7 +98,7 @@ fn service(
     key: ServiceKey,
     kind: SchedKind,
     persistence: Option<Persistence>,
-    method: FwdMethod,
+    method: Method,
     dests: &[(u8, u16)],
 ) -> Service {
     // IPVS order: the most recently added first.
@@ -128,29 +129,29 @@ pub fn snapshot() -> Snapshot {
     let tcp = |vport| ServiceKey::Addr { proto: 6, vaddr: VIP, vport };
     let host = Ipv4Addr::new(255, 255, 255, 255);
     let services = vec![
-        service(tcp(80), SchedKind::Rr, None, FwdMethod::Masq, &[(11, 8080), (12, 8080)]),
+        service(tcp(80), SchedKind::Rr, None, Method::Masq, &[(11, 8080), (12, 8080)]),
         service(
             tcp(443),
             SchedKind::Wlc,
             Some(Persistence { timeout: 60, netmask: host }),
-            FwdMethod::Route,
+            Method::Route,
             &[(11, 443), (12, 443)],
         ),
         service(
             ServiceKey::Addr { proto: 17, vaddr: VIP, vport: 53 },
             SchedKind::Sh,
             None,
-            FwdMethod::Tunnel,
+            Method::Tunnel,
             &[(12, 53), (13, 53)],
         ),
         service(
             tcp(0),
             SchedKind::Wlc,
             Some(Persistence { timeout: 300, netmask: Ipv4Addr::new(255, 255, 255, 0) }),
-            FwdMethod::Masq,
+            Method::Masq,
             &[(13, 0)],
         ),
-        service(ServiceKey::Fwmark(FWMARK), SchedKind::Mh, None, FwdMethod::Route, &[(11, 0), (12, 0), (13, 0)]),
+        service(ServiceKey::Fwmark(FWMARK), SchedKind::Mh, None, Method::Route, &[(11, 0), (12, 0), (13, 0)]),
     ];
     Snapshot::new(fib(), services, Timeouts::default(), Knobs::default(), 32)
 }

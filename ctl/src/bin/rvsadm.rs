@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ctl::api::{Request, Response, MAX_REQUEST_BYTES};
 use ctl::cli::{self, Command, View};
-use ctl::proto::{Request, Response, MAX_REQUEST_BYTES};
 
 /// How long to wait for rvsd's reply (a large restore included).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(120);

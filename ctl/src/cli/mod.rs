@@ -24,7 +24,7 @@ mod render;
 
 use std::path::PathBuf;
 
-use crate::proto::{Request, DEFAULT_SOCKET};
+use crate::api::{Request, DEFAULT_SOCKET};
 
 pub use parse::{parse, restore};
 pub use render::{largenum, outcome, render, Outcome};

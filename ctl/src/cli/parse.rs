@@ -20,9 +20,10 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use conf::limits::{self, Refusal};
+use conf::{Method, Protocol, ServiceAddr};
 
 use super::{program_name, CliError, Command, Invocation, ListFormat, View};
-use crate::proto::{DaemonSpec, DestSpec, ListWhat, Method, Op, Protocol, Request, ServiceSpec, SvcKey};
+use crate::api::{DaemonSpec, DestSpec, ListWhat, Op, Request, ServiceSpec};
 
 /// IPVS_SVC_PERSISTENT_TIMEOUT: a bare `-p` (specs/ipvs.md §2.5).
 const DEFAULT_PERSISTENT: u32 = conf::DEFAULT_PERSISTENT_TIMEOUT;
@@ -461,11 +462,11 @@ impl Entry {
         Ok(())
     }
 
-    fn key(&self) -> SvcKey {
+    fn key(&self) -> ServiceAddr {
         match (self.fwmark, self.addr) {
-            (Some(m), _) => SvcKey::Fwmark(m),
-            (None, Some((vip, port))) => SvcKey::Addr { protocol: self.protocol, vip, port },
-            (None, None) => SvcKey::Addr { protocol: self.protocol, vip: Ipv4Addr::UNSPECIFIED, port: 0 },
+            (Some(m), _) => ServiceAddr::Fwmark(m),
+            (None, Some((vip, port))) => ServiceAddr::Addr { protocol: self.protocol, vip, port },
+            (None, None) => ServiceAddr::Addr { protocol: self.protocol, vip: Ipv4Addr::UNSPECIFIED, port: 0 },
         }
     }
 
@@ -942,7 +943,7 @@ fn build(e: Entry, json: bool) -> Result<Command, CliError> {
     let done = |op: Op| Ok(Command::Send { request: Request::new(op), view: View::Done, json });
     match e.cmd {
         Cmd::Add | Cmd::Edit => {
-            let addr = e.key().to_conf();
+            let addr = e.key();
             limits::zero_port(&addr, e.persistent.is_some()).map_err(refused)?;
             limits::one_packet(&addr, e.ops).map_err(refused)?;
             let spec = ServiceSpec {
@@ -1101,7 +1102,7 @@ mod tests {
         assert_eq!(i.socket_path(Some("/env")), PathBuf::from("/x"));
         let i = parse(&argv("-L")).unwrap();
         assert_eq!(i.socket_path(Some("/env")), PathBuf::from("/env"));
-        assert_eq!(i.socket_path(None), PathBuf::from(crate::proto::DEFAULT_SOCKET));
+        assert_eq!(i.socket_path(None), PathBuf::from(crate::api::DEFAULT_SOCKET));
     }
 
     #[test]

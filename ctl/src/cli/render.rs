@@ -14,10 +14,10 @@ use std::net::Ipv4Addr;
 
 use super::parse::sched_flag_bits;
 use super::{Command, ListFormat, View};
-use crate::proto::{
-    ConnInfo, DaemonInfo, DestInfo, FallbackInfo, HealthInfo, Method, NeighborInfo, PortInfo, Protocol, Response,
-    ServiceInfo, SvcKey,
-};
+use conf::{Method, Protocol, ServiceAddr};
+use dataplane::conn::dump::ConnDump;
+
+use crate::api::{DaemonInfo, DestInfo, FallbackInfo, HealthInfo, NeighborInfo, PortInfo, Response, ServiceInfo};
 
 /// What the process prints and its exit status.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,23 +106,6 @@ pub fn largenum(i: u64, exact: bool) -> String {
     }
 }
 
-/// ipvsadm's service order (`libipvs.c ipvs_cmp_services`): fwmark first,
-/// 0 for address services so fwmark services come last; then protocol
-/// number (fwmark services are TCP), address, port.
-fn service_order(key: &SvcKey) -> (u32, u8, u32, u16) {
-    match *key {
-        SvcKey::Addr { protocol, vip, port } => (0, proto_number(protocol), u32::from(vip), port),
-        SvcKey::Fwmark(m) => (m, proto_number(Protocol::Tcp), 0, 0),
-    }
-}
-
-fn proto_number(p: Protocol) -> u8 {
-    match p {
-        Protocol::Tcp => 6,
-        Protocol::Udp => 17,
-    }
-}
-
 /// Servers in ipvsadm's order (`ipvs_cmp_dests`: address, then port) or as
 /// the daemon gave them with `--nosort`.
 fn dests(s: &ServiceInfo, nosort: bool) -> Vec<&DestInfo> {
@@ -131,14 +114,6 @@ fn dests(s: &ServiceInfo, nosort: bool) -> Vec<&DestInfo> {
         d.sort_by_key(|d| (u32::from(d.spec.addr), d.spec.port));
     }
     d
-}
-
-fn fwd_name(m: Method) -> &'static str {
-    match m {
-        Method::Masq => "Masq",
-        Method::Route => "Route",
-        Method::Tunnel => "Tunnel",
-    }
 }
 
 fn fwd_switch(m: Method) -> &'static str {
@@ -177,7 +152,7 @@ fn list_services(conn_tab_size: u32, services: &[ServiceInfo], f: ListFormat, on
     out.push_str(&title(f));
     let mut svcs: Vec<&ServiceInfo> = services.iter().collect();
     if !f.nosort {
-        svcs.sort_by_key(|s| service_order(&s.spec.key));
+        svcs.sort_by_key(|s| s.spec.key.sort_key());
     }
     for s in svcs {
         service_entry(&mut out, s, f);
@@ -210,10 +185,10 @@ fn title(f: ListFormat) -> String {
 
 /// The service column of a listing: `"%-4s %s"` cut to 33 bytes, or
 /// `FWM  <mark>`.
-fn list_name(key: &SvcKey) -> String {
+fn list_name(key: &ServiceAddr) -> String {
     match *key {
-        SvcKey::Fwmark(m) => format!("FWM  {m}"),
-        SvcKey::Addr { protocol, vip, port } => {
+        ServiceAddr::Fwmark(m) => format!("FWM  {m}"),
+        ServiceAddr::Addr { protocol, vip, port } => {
             let proto = match protocol {
                 Protocol::Tcp => "TCP",
                 Protocol::Udp => "UDP",
@@ -291,7 +266,7 @@ fn service_entry(out: &mut String, s: &ServiceInfo, f: ListFormat) {
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {info:<13} {:<6} {:<10} {:<10}",
-                fwd_name(d.spec.method),
+                d.spec.method.as_str(),
                 d.spec.weight,
                 d.activeconns,
                 d.inactconns
@@ -300,7 +275,7 @@ fn service_entry(out: &mut String, s: &ServiceInfo, f: ListFormat) {
             let _ = writeln!(
                 out,
                 "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
-                fwd_name(d.spec.method),
+                d.spec.method.as_str(),
                 d.spec.weight,
                 d.activeconns,
                 d.inactconns
@@ -317,13 +292,13 @@ fn service_entry(out: &mut String, s: &ServiceInfo, f: ListFormat) {
 fn save(services: &[ServiceInfo]) -> String {
     let mut out = String::new();
     let mut svcs: Vec<&ServiceInfo> = services.iter().collect();
-    svcs.sort_by_key(|s| service_order(&s.spec.key));
+    svcs.sort_by_key(|s| s.spec.key.sort_key());
     for s in svcs {
         let spec = &s.spec;
         let name = match spec.key {
-            SvcKey::Addr { protocol: Protocol::Tcp, vip, port } => format!("-t {vip}:{port}"),
-            SvcKey::Addr { protocol: Protocol::Udp, vip, port } => format!("-u {vip}:{port}"),
-            SvcKey::Fwmark(m) => format!("-f {m}"),
+            ServiceAddr::Addr { protocol: Protocol::Tcp, vip, port } => format!("-t {vip}:{port}"),
+            ServiceAddr::Addr { protocol: Protocol::Udp, vip, port } => format!("-u {vip}:{port}"),
+            ServiceAddr::Fwmark(m) => format!("-f {m}"),
         };
         let _ = write!(out, "-A {name} -s {}", spec.scheduler);
         if let Some(t) = spec.persistent {
@@ -361,7 +336,7 @@ fn save(services: &[ServiceInfo]) -> String {
 /// `-Lc` (`list_conn`, `print_conn`): rows in the daemon's order.
 /// `--persistent-conn` widens the header; rows carry no persistence-engine
 /// data in rvs, so they keep the short form, as ipvsadm prints such rows.
-fn list_conns(conns: &[ConnInfo], persistent_conn: bool) -> String {
+fn list_conns(conns: &[ConnDump], persistent_conn: bool) -> String {
     let mut out = String::from("IPVS connection entries\n");
     let (state, source, virt, destination) = ("state", "source", "virtual", "destination");
     if persistent_conn {
@@ -500,11 +475,11 @@ fn list_neighbors(neighbors: &[NeighborInfo]) -> String {
 
 /// `rvsadm health`: one row per checked real server, then the fallbacks.
 pub fn list_health(servers: &[HealthInfo], fallbacks: &[FallbackInfo], now: u64) -> String {
-    let svc = |k: &SvcKey| match k {
-        SvcKey::Addr { protocol, vip, port } => {
+    let svc = |k: &ServiceAddr| match k {
+        ServiceAddr::Addr { protocol, vip, port } => {
             format!("{} {vip}:{port}", if *protocol == Protocol::Tcp { "TCP" } else { "UDP" })
         }
-        SvcKey::Fwmark(m) => format!("FWM {m}"),
+        ServiceAddr::Fwmark(m) => format!("FWM {m}"),
     };
     let rows: Vec<Vec<String>> = servers
         .iter()
@@ -559,7 +534,7 @@ mod tests {
     #[test]
     fn health_rows() {
         let h = HealthInfo {
-            service: SvcKey::Addr { protocol: Protocol::Tcp, vip: "10.0.0.100".parse().unwrap(), port: 80 },
+            service: ServiceAddr::Addr { protocol: Protocol::Tcp, vip: "10.0.0.100".parse().unwrap(), port: 80 },
             addr: "10.0.2.11".parse().unwrap(),
             port: 80,
             check: "negotiate http".into(),

@@ -19,8 +19,8 @@ use tokio::time::{sleep_until, Instant};
 use super::machine::{Machine, Verdict};
 use super::probe::{self, Spec};
 use super::{fallback_server, now_unix, Entry, Target};
-use crate::control::{method_to, svc_key, Control};
-use crate::proto::{DestSpec, Op, Response};
+use crate::api::{DestSpec, Op, Response};
+use crate::control::Control;
 
 /// How often the configuration file's mtime is looked at (autoreload).
 const AUTORELOAD_POLL: Duration = Duration::from_secs(1);
@@ -235,7 +235,7 @@ impl Manager {
     /// §7.4 Down: quiesce (weight 0) or remove. With readdquiescent, a
     /// quiesced server missing from the table is added back with weight 0.
     fn server_down(&self, svc: &ServiceAddr, check: &Check, server: &conf::Server) -> String {
-        let key = svc_key(svc);
+        let key = *svc;
         match (self.control.live_server(svc, server.addr, server.port), check.quiescent) {
             (Some(live), true) => {
                 let dest = DestSpec { weight: 0, ..dest_spec(&live) };
@@ -254,7 +254,7 @@ impl Manager {
     /// §7.4 Up: restore the configured weight, thresholds and method, or
     /// add the server back.
     fn server_up(&self, svc: &ServiceAddr, server: &conf::Server) -> String {
-        let key = svc_key(svc);
+        let key = *svc;
         let dest = dest_spec(server);
         match self.control.live_server(svc, server.addr, server.port) {
             Some(live) if live == *server => "active".into(),
@@ -291,7 +291,7 @@ impl Manager {
         }
         self.control.health.lock().fallback_on.insert(*svc, turn_on);
         if let Some(fb) = check.fallback {
-            let key = svc_key(svc);
+            let key = *svc;
             let configured = self
                 .cfg
                 .service
@@ -335,7 +335,7 @@ fn dest_spec(s: &conf::Server) -> DestSpec {
     DestSpec {
         addr: s.addr,
         port: s.port,
-        method: method_to(s.method),
+        method: s.method,
         weight: u16::try_from(s.weight).unwrap_or(u16::MAX),
         u_threshold: s.u_threshold,
         l_threshold: s.l_threshold,

@@ -36,7 +36,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::proto::{FallbackInfo, HealthInfo, Response};
+use crate::api::{FallbackInfo, HealthInfo, Response};
 pub use engine::start;
 use machine::Machine;
 
@@ -132,7 +132,7 @@ impl Health {
             .into_iter()
             .filter_map(|k| t.servers.get(k).map(|e| (k, e)))
             .map(|(k, e)| HealthInfo {
-                service: crate::control::svc_key(&k.0),
+                service: k.0,
                 addr: k.1,
                 port: k.2,
                 check: e.check.clone(),
@@ -154,7 +154,7 @@ impl Health {
             .fallbacks
             .iter()
             .map(|(svc, fb)| FallbackInfo {
-                service: crate::control::svc_key(svc),
+                service: *svc,
                 addr: fb.addr,
                 port: fb.port,
                 active: t.fallback_on.get(svc).copied().unwrap_or(false),

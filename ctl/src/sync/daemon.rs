@@ -24,7 +24,7 @@ use dataplane::snapshot::Snapshot;
 use dataplane::sync::{SyncParams, SyncPort};
 
 use super::wire::{self, Encoder, MsgDrop, RecordSkip, Version};
-use crate::proto::DaemonSpec;
+use crate::api::DaemonSpec;
 
 /// The LVS sync group and port (§5.1).
 pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
@@ -408,7 +408,7 @@ fn master_loop(
         let snap = snapshot.load();
         for p in ports {
             while let Some(mut r) = p.out.pop() {
-                dataplane::lb_sync::fill_fwmark(&mut r, &snap);
+                dataplane::lb::sync::fill_fwmark(&mut r, &snap);
                 if enc.is_full() {
                     let n = enc.len();
                     if let Some(m) = enc.finish() {

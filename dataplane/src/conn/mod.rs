@@ -10,14 +10,17 @@
 //!   changes slot when its old slot comes round (lazy re-arm).
 //! - Only the owning worker touches a table; destination counters it shares
 //!   with other workers are atomics in [`DestShared`].
+pub mod dump;
 mod timer;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use conf::Method;
+
 use crate::hints::prefetch;
 use crate::proto::TcpState;
-use crate::service::{DestShared, FwdMethod};
+use crate::service::DestShared;
 pub use timer::TimerWheel;
 
 /// "No entry" in index links.
@@ -25,7 +28,7 @@ pub const NIL: u32 = u32::MAX;
 
 /// Connection flags, with the kernel's values where they exist (§3.8).
 pub mod flags {
-    /// Low 3 bits: the forwarding method (FwdMethod as u8).
+    /// Low 3 bits: the forwarding method (Method as u8).
     pub const FWD_MASK: u16 = 0x7;
     pub const NOOUTPUT: u16 = 0x80;
     pub const INACTIVE: u16 = 0x100;
@@ -114,11 +117,11 @@ impl Conn {
         }
     }
 
-    pub fn method(&self) -> FwdMethod {
+    pub fn method(&self) -> Method {
         match self.flags & flags::FWD_MASK {
-            0 => FwdMethod::Masq,
-            2 => FwdMethod::Tunnel,
-            _ => FwdMethod::Route,
+            0 => Method::Masq,
+            2 => Method::Tunnel,
+            _ => Method::Route,
         }
     }
 

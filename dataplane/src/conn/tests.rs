@@ -1,7 +1,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 
+use conf::Method;
+
 use super::*;
-use crate::service::{DestShared, FwdMethod};
+use crate::service::DestShared;
 
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
@@ -16,7 +18,7 @@ fn conn(cport: u16, dest: &Arc<DestShared>) -> Conn {
         80,
         ip("10.0.2.11"),
         80,
-        FwdMethod::Masq as u16,
+        Method::Masq as u16,
         Some(dest.clone()),
     )
 }
@@ -30,7 +32,7 @@ fn template(dest: &Arc<DestShared>, timeout: u32) -> Conn {
         80,
         ip("10.0.2.11"),
         80,
-        flags::TEMPLATE | FwdMethod::Route as u16,
+        flags::TEMPLATE | Method::Route as u16,
         Some(dest.clone()),
     );
     t.timeout = timeout;

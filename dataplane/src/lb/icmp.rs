@@ -5,7 +5,7 @@ use super::parse::Flow;
 use super::transmit::xmit_drop;
 use super::Lb;
 use crate::buf::PacketBuf;
-use crate::service::{FwdMethod, PROTO_TCP, PROTO_UDP};
+use crate::service::{Method, PROTO_TCP, PROTO_UDP};
 use crate::snapshot::Snapshot;
 use crate::verdict::{DropReason, Verdict};
 use crate::xmit;
@@ -33,7 +33,7 @@ impl Lb {
             let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
             let (daddr, dport, method) = (c.daddr, c.dport, c.method());
             return match method {
-                FwdMethod::Masq => match xmit::nat::icmp_in(pkt, daddr, dport) {
+                Method::Masq => match xmit::nat::icmp_in(pkt, daddr, dport) {
                     Ok(()) => self.route_to(pkt, daddr, snap),
                     Err(e) => self.xmit_error(pkt, e, flow.dst, in_port),
                 },
@@ -44,7 +44,7 @@ impl Lb {
         if let Some(i) = self.conns.lookup_out(k.proto, k.dst, k.dport, k.src, k.sport) {
             let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
             let (vaddr, vport, caddr, method) = (c.vaddr, c.vport, c.caddr, c.method());
-            if method == FwdMethod::Masq {
+            if method == Method::Masq {
                 return match xmit::nat::icmp_out(pkt, vaddr, vport) {
                     Ok(()) => self.route_to(pkt, caddr, snap),
                     Err(e) => Verdict::Drop(xmit_drop(e)),

@@ -12,7 +12,7 @@ use crate::conn::{flags as cf, Conn, TEMPLATE_NONE};
 use crate::counters::WorkerCounters;
 use crate::proto::{Direction, TcpState};
 use crate::sched::SchedInput;
-use crate::service::{FwdMethod, Service, ServiceKey, PROTO_TCP, PROTO_UDP};
+use crate::service::{Method, Service, ServiceKey, PROTO_TCP, PROTO_UDP};
 use crate::snapshot::Snapshot;
 use crate::verdict::{DropReason, Verdict};
 use crate::xmit;
@@ -117,7 +117,7 @@ impl Lb {
             };
         };
         let mut fl = method as u16;
-        if method != FwdMethod::Masq {
+        if method != Method::Masq {
             fl |= cf::NOOUTPUT;
         }
         if svc.one_packet && flow.proto == PROTO_UDP {
@@ -215,7 +215,7 @@ impl Lb {
 }
 
 /// (daddr, dport, method, dest, template) of a scheduling decision.
-type Picked = (Ipv4Addr, u16, FwdMethod, std::sync::Arc<crate::service::DestShared>, Option<u32>);
+type Picked = (Ipv4Addr, u16, Method, std::sync::Arc<crate::service::DestShared>, Option<u32>);
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering::{self, Relaxed};
 use super::Lb;
 use crate::conn::{flags as cf, Conn, TEMPLATE_ASSURED};
 use crate::proto::TcpState;
-use crate::service::{FwdMethod, PROTO_TCP};
+use crate::service::{Method, PROTO_TCP};
 use crate::snapshot::Snapshot;
 use crate::sync::{SyncPort, SyncRecord, INSTALL_PER_ROUND, SWEEP_RECORDS_PER_ROUND, SWEEP_SLOTS_PER_ROUND};
 
@@ -212,7 +212,7 @@ impl Lb {
             // Bound: forwarding method and NOOUTPUT come from the local dest.
             flags &= !(cf::FWD_MASK | cf::NOOUTPUT);
             flags |= d.method as u16;
-            if d.method != FwdMethod::Masq {
+            if d.method != Method::Masq {
                 flags |= cf::NOOUTPUT;
             }
         }

@@ -14,7 +14,7 @@ use crate::counters::WorkerCounters;
 use crate::fwd::{Fib, FibPort, Route};
 use crate::proto::Timeouts;
 use crate::sched::{SchedKind, Scheduler};
-use crate::service::{Dest, DestShared, FwdMethod, Persistence, SchedState, Service, ServiceKey, PROTO_TCP};
+use crate::service::{Dest, DestShared, Method, Persistence, SchedState, Service, ServiceKey, PROTO_TCP};
 use crate::snapshot::{Knobs, Snapshot};
 use crate::verdict::Verdict;
 use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
@@ -32,7 +32,7 @@ pub(super) fn client(n: u8) -> Ipv4Addr {
     Ipv4Addr::new(192, 0, 2, n)
 }
 
-pub(super) fn dest(n: u8, port: u16, method: FwdMethod, weight: u32) -> Dest {
+pub(super) fn dest(n: u8, port: u16, method: Method, weight: u32) -> Dest {
     let shared = DestShared::default();
     shared.weight.store(weight, Relaxed);
     Dest {

@@ -7,14 +7,14 @@ use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 use crate::buf::VecBuf;
 use crate::lb::test_util::*;
 use crate::sched::SchedKind;
-use crate::service::FwdMethod;
+use crate::service::Method;
 use crate::snapshot::Knobs;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::tcp::flags::SYN;
 
 #[test]
 fn unmatched_nat_replies_pass_or_get_port_unreachable_per_nat_icmp_send() {
-    let svc = || service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 8080, FwdMethod::Masq, 1)]);
+    let svc = || service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 8080, Method::Masq, 1)]);
     let stray = {
         let mut v = Vec::new();
         PacketBuilder::ethernet2([2, 0, 0, 0, 2, 11], P1_MAC)
@@ -46,8 +46,7 @@ fn unmatched_nat_replies_pass_or_get_port_unreachable_per_nat_icmp_send() {
 #[test]
 fn frames_not_for_the_port_and_martians_are_counted_drops() {
     let mut r = Rig::new();
-    let s =
-        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Masq, 1)])], Knobs::default());
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, Method::Masq, 1)])], Knobs::default());
     let mut other = tcp(client(1), 1, VIP, 80, SYN);
     other[0..6].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
     assert_eq!(r.send(&s, &other, 0).0, Verdict::Drop(DropReason::NotForUs));

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use super::parse::Flow;
 use super::{Lb, PATH_MTU};
 use crate::buf::PacketBuf;
-use crate::service::FwdMethod;
+use crate::service::Method;
 use crate::snapshot::Snapshot;
 use crate::verdict::{DropReason, Verdict};
 use crate::xmit::{self, XmitError};
@@ -26,20 +26,20 @@ impl Lb {
         let Some(c) = self.conns.get(i) else { return Verdict::Drop(DropReason::ConnTableFull) };
         let (daddr, dport, method) = (c.daddr, c.dport, c.method());
         let vip = flow.dst;
-        if method != FwdMethod::Tunnel {
+        if method != Method::Tunnel {
             // §4.1: DF set and longer than the path MTU → frag needed, from the VIP.
             if flow.too_big {
                 return self.xmit_error(pkt, XmitError::FragNeeded { mtu: PATH_MTU }, vip, in_port);
             }
         }
         match method {
-            FwdMethod::Masq => {
+            Method::Masq => {
                 if let Err(e) = xmit::nat::rewrite_in(pkt, daddr, dport) {
                     return self.xmit_error(pkt, e, vip, in_port);
                 }
                 self.route_to(pkt, daddr, snap)
             }
-            FwdMethod::Route => {
+            Method::Route => {
                 let (hop, smac) = match self.hop(daddr, snap) {
                     Ok(x) => x,
                     Err(r) => return Verdict::Drop(r),
@@ -50,7 +50,7 @@ impl Lb {
                     Err(e) => self.xmit_error(pkt, e, vip, in_port),
                 }
             }
-            FwdMethod::Tunnel => {
+            Method::Tunnel => {
                 let (hop, smac) = match self.hop(daddr, snap) {
                     Ok(x) => x,
                     Err(r) => return Verdict::Drop(r),

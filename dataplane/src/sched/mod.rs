@@ -271,7 +271,9 @@ pub(crate) mod test_util {
     use std::sync::atomic::Ordering::Relaxed;
     use std::sync::Arc;
 
-    use crate::service::{Dest, DestShared, FwdMethod, SchedState};
+    use conf::Method;
+
+    use crate::service::{Dest, DestShared, SchedState};
 
     /// A dest `10.0.0.<n>:80` with `weight` (and `last_weight` = weight, or 0
     /// if weight is 0, as for a dest added with weight 0).
@@ -279,7 +281,7 @@ pub(crate) mod test_util {
         Dest {
             addr: Ipv4Addr::new(10, 0, 0, n),
             port: 80,
-            method: FwdMethod::Masq,
+            method: Method::Masq,
             weight,
             last_weight: weight,
             u_threshold: 0,

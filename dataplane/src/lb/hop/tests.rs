@@ -6,7 +6,7 @@ use crate::fwd::{Fib, Route};
 use crate::lb::test_util::*;
 use crate::proto::Timeouts;
 use crate::sched::SchedKind;
-use crate::service::FwdMethod;
+use crate::service::Method;
 use crate::snapshot::{Knobs, Snapshot};
 use crate::verdict::Verdict;
 use crate::wire::tcp::flags::{ACK, SYN};
@@ -18,7 +18,7 @@ use crate::wire::tcp::flags::{ACK, SYN};
 #[test]
 fn next_hop_cache_follows_snapshot_and_learned_neighbours() {
     let mut r = Rig::new();
-    let d = vec![dest(1, 80, FwdMethod::Route, 1)];
+    let d = vec![dest(1, 80, Method::Route, 1)];
     let s1 = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d.clone())], Knobs::default());
     let (_, out) = r.send(&s1, &tcp(client(1), 1000, VIP, 80, SYN), 0);
     assert_eq!(out[..6], [2, 0, 0, 0, 2, 11], "static neighbour of rs1");

@@ -5,7 +5,7 @@ use etherparse::{Icmpv4Type, NetSlice, PacketBuilder, SlicedPacket, TransportSli
 
 use crate::lb::test_util::*;
 use crate::sched::SchedKind;
-use crate::service::FwdMethod;
+use crate::service::Method;
 use crate::snapshot::Knobs;
 use crate::verdict::Verdict;
 use crate::wire::tcp::flags::{ACK, SYN};
@@ -37,10 +37,8 @@ fn quoted_of(out: &[u8]) -> (Ipv4Addr, Ipv4Addr, u16, u16) {
 #[test]
 fn related_icmp_is_translated_in_both_directions_for_nat() {
     let mut r = Rig::new();
-    let s = snap(
-        vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 8080, FwdMethod::Masq, 1)])],
-        Knobs::default(),
-    );
+    let s =
+        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 8080, Method::Masq, 1)])], Knobs::default());
     r.send(&s, &tcp(client(1), 5000, VIP, 80, SYN), 0);
     // Inbound: a router near the client complains about VIP:80 → client:5000.
     let sent_to_client = tcp(VIP, 80, client(1), 5000, SYN | ACK);

@@ -8,7 +8,7 @@ use super::{parse_common, parse_general};
 use crate::buf::{PacketBuf, VecBuf};
 use crate::lb::test_util::*;
 use crate::sched::SchedKind;
-use crate::service::FwdMethod;
+use crate::service::Method;
 use crate::snapshot::Knobs;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::tcp::flags::{ACK, SYN};
@@ -46,7 +46,7 @@ impl PacketBuf for DeviceChecked {
 fn device_checksum_verdict_replaces_the_software_check() {
     let mut r = Rig::new();
     let s =
-        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Route, 1)])], Knobs::default());
+        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, Method::Route, 1)])], Knobs::default());
     let good = tcp(client(1), 1000, VIP, 80, SYN);
     let mut bad = good.clone();
     bad[24] ^= 0xff; // IPv4 header checksum

@@ -8,7 +8,7 @@ use etherparse::PacketBuilder;
 use crate::lb::test_util::*;
 use crate::proto::TcpState;
 use crate::sched::SchedKind;
-use crate::service::{Dest, FwdMethod, Persistence, ServiceKey, PROTO_UDP};
+use crate::service::{Dest, Method, Persistence, ServiceKey, PROTO_UDP};
 use crate::snapshot::Knobs;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
@@ -16,7 +16,7 @@ use crate::wire::tcp::flags::{ACK, FIN, RST, SYN};
 #[test]
 fn quiesced_server_keeps_its_connections_but_gets_no_new_ones() {
     let mut r = Rig::new();
-    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let d = vec![dest(2, 80, Method::Masq, 1), dest(1, 80, Method::Masq, 1)];
     let s1 = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d.clone())], Knobs::default());
     let (_, out) = r.send(&s1, &tcp(client(1), 1000, VIP, 80, SYN), 0);
     let first = Rig::server_of(&out);
@@ -39,7 +39,7 @@ fn quiesced_server_keeps_its_connections_but_gets_no_new_ones() {
 fn persistent_quiesce(expire_quiescent_template: bool) -> (u8, u8) {
     let mut r = Rig::new();
     let p = Some(Persistence { timeout: 300, netmask: Ipv4Addr::BROADCAST });
-    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let d = vec![dest(2, 80, Method::Masq, 1), dest(1, 80, Method::Masq, 1)];
     let knobs = Knobs { expire_quiescent_template, ..Knobs::default() };
     let s1 = snap(vec![service(tcp_svc(80), SchedKind::Rr, p, d.clone())], knobs);
     let (_, out) = r.send(&s1, &tcp(client(1), 1000, VIP, 80, SYN), 0);
@@ -65,7 +65,7 @@ fn persistent_clients_follow_a_quiesced_server_unless_expire_quiescent_template(
 
 fn removed_dest(expire_nodest_conn: bool) -> (Verdict, Option<u8>, u8) {
     let mut r = Rig::new();
-    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let d = vec![dest(2, 80, Method::Masq, 1), dest(1, 80, Method::Masq, 1)];
     let knobs = Knobs { expire_nodest_conn, ..Knobs::default() };
     let s1 = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d.clone())], knobs);
     let (_, out) = r.send(&s1, &tcp(client(1), 1000, VIP, 80, SYN), 0);
@@ -96,7 +96,7 @@ fn removed_server_drops_or_reschedules_per_expire_nodest_conn() {
 fn a_syn_reuses_a_closed_connection_per_conn_reuse_mode() {
     for (mode, reschedule) in [(1u8, true), (0, false)] {
         let mut r = Rig::new();
-        let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+        let d = vec![dest(2, 80, Method::Masq, 1), dest(1, 80, Method::Masq, 1)];
         let knobs = Knobs { conn_reuse_mode: mode, ..Knobs::default() };
         let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d)], knobs);
         let (_, out) = r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 0);
@@ -152,7 +152,7 @@ enum Syn {
     Dropped,
 }
 
-fn reused_port_syn(method: FwdMethod, persistent: bool, old: Old, rs3: Rs3, mode: u8, nodest: bool) -> Syn {
+fn reused_port_syn(method: Method, persistent: bool, old: Old, rs3: Rs3, mode: u8, nodest: bool) -> Syn {
     let mut r = Rig::new();
     let p = persistent.then_some(Persistence { timeout: 300, netmask: Ipv4Addr::BROADCAST });
     let knobs = Knobs { conn_reuse_mode: mode, expire_nodest_conn: nodest, ..Knobs::default() };
@@ -201,7 +201,7 @@ fn reused_port_syn(method: FwdMethod, persistent: bool, old: Old, rs3: Rs3, mode
 
 #[test]
 fn a_syn_on_a_reused_port_follows_ipvs_order_of_reuse_then_server_status() {
-    use FwdMethod::{Masq, Route};
+    use Method::{Masq, Route};
     use Old::*;
     use Rs3::*;
     use Syn::*;
@@ -263,7 +263,7 @@ fn a_syn_with_rst_retires_a_finished_entry_but_starts_nothing() {
     // is_new_conn tests the SYN bit alone (§3.3); scheduling refuses an RST
     // (§3.2), so the segment goes nowhere, and the next SYN is scheduled.
     let mut r = Rig::new();
-    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let d = vec![dest(2, 80, Method::Masq, 1), dest(1, 80, Method::Masq, 1)];
     let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d)], Knobs::default());
     r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 0);
     r.send(&s, &tcp(client(1), 1000, VIP, 80, FIN), 0);
@@ -275,10 +275,10 @@ fn a_syn_with_rst_retires_a_finished_entry_but_starts_nothing() {
 #[test]
 fn upper_threshold_overloads_a_server_until_it_drains() {
     let mut r = Rig::new();
-    let mut a = dest(2, 80, FwdMethod::Masq, 1);
+    let mut a = dest(2, 80, Method::Masq, 1);
     a.u_threshold = 1;
     a.shared.u_threshold.store(1, Relaxed);
-    let d = vec![a, dest(1, 80, FwdMethod::Masq, 1)];
+    let d = vec![a, dest(1, 80, Method::Masq, 1)];
     let s = snap(vec![service(tcp_svc(80), SchedKind::Wlc, None, d)], Knobs::default());
     let picks: Vec<u8> = (0..3)
         .map(|i| {
@@ -292,7 +292,7 @@ fn upper_threshold_overloads_a_server_until_it_drains() {
 
 #[test]
 fn sloppy_tcp_lets_any_segment_start_a_connection() {
-    let d = || vec![dest(1, 80, FwdMethod::Masq, 1)];
+    let d = || vec![dest(1, 80, Method::Masq, 1)];
     let mut r = Rig::new();
     let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d())], Knobs::default());
     assert_eq!(r.send(&s, &tcp(client(1), 1, VIP, 80, ACK), 0).0, Verdict::Drop(DropReason::TcpNoConn));
@@ -307,7 +307,7 @@ fn one_packet_scheduling_keeps_no_connection() {
         ServiceKey::Addr { proto: PROTO_UDP, vaddr: VIP, vport: 53 },
         SchedKind::Rr,
         None,
-        vec![dest(2, 53, FwdMethod::Masq, 1), dest(1, 53, FwdMethod::Masq, 1)],
+        vec![dest(2, 53, Method::Masq, 1), dest(1, 53, Method::Masq, 1)],
     );
     svc.one_packet = true;
     let s = snap(vec![svc], Knobs::default());
@@ -335,7 +335,7 @@ fn fwmark_templates_use_the_mark_and_keep_the_client_port() {
             ServiceKey::Fwmark(10),
             SchedKind::Rr,
             p,
-            vec![dest(2, 0, FwdMethod::Masq, 1), dest(1, 0, FwdMethod::Masq, 1)],
+            vec![dest(2, 0, Method::Masq, 1), dest(1, 0, Method::Masq, 1)],
         )],
         Knobs::default(),
     );
@@ -357,7 +357,7 @@ fn conn_reuse_mode_2_also_reuses_fin_wait_without_output() {
     // DR: the director sees only the client's side; ES + FIN → FIN_WAIT (INPUT_ONLY).
     for (mode, reschedule) in [(1u8, false), (2, true), (3, true), (0, false)] {
         let mut r = Rig::new();
-        let d = vec![dest(2, 80, FwdMethod::Route, 1), dest(1, 80, FwdMethod::Route, 1)];
+        let d = vec![dest(2, 80, Method::Route, 1), dest(1, 80, Method::Route, 1)];
         let s = snap(
             vec![service(tcp_svc(80), SchedKind::Rr, None, d)],
             Knobs { conn_reuse_mode: mode, ..Knobs::default() },

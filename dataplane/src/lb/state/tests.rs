@@ -4,14 +4,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::lb::test_util::*;
 use crate::proto::TcpState;
 use crate::sched::SchedKind;
-use crate::service::FwdMethod;
+use crate::service::Method;
 use crate::snapshot::Knobs;
 use crate::wire::tcp::flags::{ACK, FIN, SYN};
 
 #[test]
 fn dr_connections_use_the_input_only_table_and_count_active_from_the_syn() {
     let mut r = Rig::new();
-    let d = vec![dest(1, 80, FwdMethod::Route, 1)];
+    let d = vec![dest(1, 80, Method::Route, 1)];
     let shared = d[0].shared.clone();
     let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d)], Knobs::default());
     r.send(&s, &tcp(client(1), 1000, VIP, 80, SYN), 0);

@@ -9,7 +9,7 @@ use crate::conn::TEMPLATE_ASSURED;
 use crate::lb::test_util::*;
 use crate::proto::TcpState;
 use crate::sched::SchedKind;
-use crate::service::{FwdMethod, Persistence, ServiceKey};
+use crate::service::{Method, Persistence, ServiceKey};
 use crate::snapshot::Knobs;
 use crate::verdict::{DropReason, Verdict};
 use crate::wire::tcp::flags::{ACK, FIN, SYN};
@@ -29,10 +29,8 @@ fn master_syncs_at_packets_3_53_and_on_leaving_established() {
     let mut r = Rig::new();
     let port = sync_port(true);
     r.lb.sync = Some(port.clone());
-    let s = snap(
-        vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 8080, FwdMethod::Masq, 1)])],
-        Knobs::default(),
-    );
+    let s =
+        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 8080, Method::Masq, 1)])], Knobs::default());
     let c = client(7);
     let mut synced_at = Vec::new();
     let mut recs = Vec::new();
@@ -74,10 +72,8 @@ fn template_follows_its_connection_and_persist_mode_syncs_only_it() {
         port.params.persist_mode.store(persist_mode, Relaxed);
         r.lb.sync = Some(port.clone());
         let p = Some(Persistence { timeout: 300, netmask: Ipv4Addr::BROADCAST });
-        let s = snap(
-            vec![service(tcp_svc(80), SchedKind::Rr, p, vec![dest(1, 80, FwdMethod::Route, 1)])],
-            Knobs::default(),
-        );
+        let s =
+            snap(vec![service(tcp_svc(80), SchedKind::Rr, p, vec![dest(1, 80, Method::Route, 1)])], Knobs::default());
         for pkt in 1..=3 {
             r.send(&s, &tcp(client(9), 5555, VIP, 80, if pkt == 1 { SYN } else { ACK }), 0);
         }
@@ -92,7 +88,7 @@ fn template_follows_its_connection_and_persist_mode_syncs_only_it() {
         }
         assert_eq!(got.len(), 2, "{got:?}");
         assert_eq!(got[0].flags & crate::conn::flags::TEMPLATE, 0);
-        assert_eq!(got[0].flags & crate::conn::flags::FWD_MASK, FwdMethod::Route as u16);
+        assert_eq!(got[0].flags & crate::conn::flags::FWD_MASK, Method::Route as u16);
         let t = got[1];
         assert_eq!(t.flags & crate::conn::flags::TEMPLATE, crate::conn::flags::TEMPLATE);
         assert_eq!((t.cport, t.vport, t.timeout, t.state), (0, 80, 300, TEMPLATE_ASSURED));
@@ -104,7 +100,7 @@ fn backup_installs_synced_connections_that_then_forward() {
     let mut r = Rig::new();
     let port = sync_port(false);
     r.lb.sync = Some(port.clone());
-    let d = vec![dest(2, 80, FwdMethod::Masq, 1), dest(1, 80, FwdMethod::Masq, 1)];
+    let d = vec![dest(2, 80, Method::Masq, 1), dest(1, 80, Method::Masq, 1)];
     let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, d.clone())], Knobs::default());
     let rec = crate::sync::SyncRecord {
         proto: 6,
@@ -166,8 +162,7 @@ fn backup_only_does_no_balancing() {
     let port = sync_port(false);
     port.params.backup_only.store(true, Relaxed);
     r.lb.sync = Some(port.clone());
-    let s =
-        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Masq, 1)])], Knobs::default());
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, Method::Masq, 1)])], Knobs::default());
     let (v, _) = r.send(&s, &tcp(client(4), 1, VIP, 80, SYN), 0);
     assert_eq!(v, Verdict::Drop(DropReason::VipUnhandled));
     assert_eq!(r.lb.conns.len(), 0);
@@ -182,8 +177,7 @@ fn resync_sweep_resends_the_table_within_one_period() {
     let port = sync_port(true);
     r.lb.sync = Some(port.clone());
     port.params.resync_period.store(4, Relaxed);
-    let s =
-        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Masq, 1)])], Knobs::default());
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, Method::Masq, 1)])], Knobs::default());
     // 20 established connections and 5 half-open (never synced).
     for n in 0..25u16 {
         r.send(&s, &tcp(client(5), 1000 + n, VIP, 80, SYN), 0);
@@ -209,18 +203,18 @@ fn resync_sweep_resends_the_table_within_one_period() {
 #[test]
 fn fwmark_services_sync_their_mark_and_the_backup_binds_by_it() {
     // HTTP and HTTPS of one shopper marked 10 (operators' scenario 2).
-    let d = vec![dest(1, 0, FwdMethod::Route, 1)];
+    let d = vec![dest(1, 0, Method::Route, 1)];
     let s = snap(
         vec![
             service(ServiceKey::Fwmark(10), SchedKind::Rr, None, d.clone()),
-            service(tcp_svc(80), SchedKind::Rr, None, vec![dest(2, 80, FwdMethod::Masq, 1)]),
+            service(tcp_svc(80), SchedKind::Rr, None, vec![dest(2, 80, Method::Masq, 1)]),
         ],
         Knobs::default(),
     );
     let mut rec = crate::sync::SyncRecord {
         proto: 6,
         state: TcpState::Established as u8,
-        flags: FwdMethod::Route as u16 | crate::conn::flags::NOOUTPUT,
+        flags: Method::Route as u16 | crate::conn::flags::NOOUTPUT,
         caddr: client(6),
         vaddr: VIP,
         daddr: rs(1),
@@ -255,8 +249,7 @@ fn sweep_never_echoes_synced_entries_until_they_carry_traffic_here() {
     let port = sync_port(true);
     port.params.resync_period.store(1, Relaxed);
     r.lb.sync = Some(port.clone());
-    let s =
-        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Masq, 1)])], Knobs::default());
+    let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, Method::Masq, 1)])], Knobs::default());
     let rec = crate::sync::SyncRecord {
         proto: 6,
         state: TcpState::Established as u8,

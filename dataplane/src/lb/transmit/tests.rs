@@ -3,7 +3,7 @@ use etherparse::{Icmpv4Type, SlicedPacket, TransportSlice};
 
 use crate::lb::test_util::*;
 use crate::sched::SchedKind;
-use crate::service::FwdMethod;
+use crate::service::Method;
 use crate::snapshot::Knobs;
 use crate::verdict::Verdict;
 use crate::wire::tcp::flags::{ACK, SYN};
@@ -11,10 +11,8 @@ use crate::wire::tcp::flags::{ACK, SYN};
 #[test]
 fn tun_answers_frag_needed_for_a_df_packet_over_the_tunnel_mtu() {
     let mut r = Rig::new();
-    let s = snap(
-        vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, FwdMethod::Tunnel, 1)])],
-        Knobs::default(),
-    );
+    let s =
+        snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, Method::Tunnel, 1)])], Knobs::default());
     r.send(&s, &tcp(client(1), 7000, VIP, 80, SYN), 0);
     let big = tcp_sized(client(1), 7000, VIP, 80, ACK, 1500 - 40, true);
     let (v, out) = r.send(&s, &big, 0);
@@ -34,7 +32,7 @@ fn tun_answers_frag_needed_for_a_df_packet_over_the_tunnel_mtu() {
 
 #[test]
 fn nat_and_dr_answer_frag_needed_for_df_packets_over_the_path_mtu() {
-    for m in [FwdMethod::Masq, FwdMethod::Route] {
+    for m in [Method::Masq, Method::Route] {
         let mut r = Rig::new();
         let s = snap(vec![service(tcp_svc(80), SchedKind::Rr, None, vec![dest(1, 80, m, 1)])], Knobs::default());
         r.send(&s, &tcp(client(1), 7000, VIP, 80, SYN), 0);

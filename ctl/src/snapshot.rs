@@ -1,5 +1,6 @@
-//! Builds the dataplane's snapshot from the desired state: ports, routes and
-//! neighbours for forwarding; services and real servers for load balancing.
+//! Builds the dataplane's [`Snapshot`] from the desired state (a
+//! `conf::Config`): ports, routes and neighbours for forwarding; services and
+//! real servers for load balancing; fwmark rules for the classifier.
 //!
 //! A real server keeps its identity ([`DestShared`]: connection counts,
 //! OVERLOAD, statistics) from one snapshot to the next, and a worker's
@@ -15,7 +16,7 @@ use dataplane::classify;
 use dataplane::fwd::{Fib, FibPort, Route};
 use dataplane::proto::Timeouts;
 use dataplane::sched::{SchedKind, Scheduler};
-use dataplane::service::{Dest, DestShared, FwdMethod, Persistence, SchedState, Service, ServiceKey};
+use dataplane::service::{Dest, DestShared, Persistence, SchedState, Service, ServiceKey};
 use dataplane::snapshot::{Knobs, Snapshot};
 
 pub fn fib(cfg: &conf::Config, macs: &[[u8; 6]]) -> Fib {
@@ -33,14 +34,6 @@ pub fn fib(cfg: &conf::Config, macs: &[[u8; 6]]) -> Fib {
         .collect();
     let neighbors = cfg.neighbor.iter().map(|n| (idx(&n.port), n.ip, n.mac.0)).collect();
     Fib::new(ports, routes, neighbors)
-}
-
-fn method(m: conf::Method) -> FwdMethod {
-    match m {
-        conf::Method::Masq => FwdMethod::Masq,
-        conf::Method::Route => FwdMethod::Route,
-        conf::Method::Tunnel => FwdMethod::Tunnel,
-    }
 }
 
 /// Removed real servers still referenced by connections.
@@ -113,7 +106,7 @@ pub fn service(s: &conf::Service, workers: usize, prev: Option<&Service>, trash:
             Dest {
                 addr: r.addr,
                 port: r.port,
-                method: method(r.method),
+                method: r.method,
                 weight: r.weight,
                 last_weight,
                 u_threshold: r.u_threshold,
@@ -194,7 +187,7 @@ pub fn mark_rule(r: &conf::MarkRule, ports: &[conf::Port]) -> classify::Rule {
 }
 
 /// The snapshot for `cfg`, carrying identities over from `prev`.
-pub fn snapshot(
+pub fn build(
     cfg: &conf::Config,
     macs: &[[u8; 6]],
     workers: usize,

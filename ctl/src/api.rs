@@ -2,6 +2,12 @@
 //! the unix socket, a [`Request`] from the client and one [`Response`] back.
 //! Defined once here so the daemon and the CLI can never drift apart.
 //!
+//! The service model is not repeated here: a service's key is
+//! [`conf::ServiceAddr`] (with [`conf::Protocol`]), a real server's method is
+//! [`conf::Method`] (the dataplane's too), and a connection-table entry is
+//! the dataplane's own [`ConnDump`]. What stays here is what the protocol
+//! says that the configuration does not (see [`ServiceSpec`], [`DestSpec`]).
+//!
 //! Versioned: every request carries [`PROTOCOL_VERSION`]; the daemon refuses
 //! other versions with a clear error.
 //!
@@ -11,8 +17,10 @@
 //! is ipvsadm's text (see [`decode_request`]).
 use std::net::Ipv4Addr;
 
-use conf::limits::{self, Refusal};
-use serde::{Deserialize, Deserializer, Serialize};
+use conf::limits::de;
+use conf::{Method, ServiceAddr};
+use dataplane::conn::dump::ConnDump;
+use serde::{Deserialize, Serialize};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest request line the daemon reads (a restore of many rules fits).
@@ -20,57 +28,22 @@ pub const MAX_REQUEST_BYTES: usize = 16 << 20;
 /// Where rvsadm looks for the socket unless `--socket` or `RVS_SOCKET` say otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvsd.sock";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-/// A virtual service's key (specs/ipvs.md §0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SvcKey {
-    Addr { protocol: Protocol, vip: Ipv4Addr, port: u16 },
-    Fwmark(#[serde(deserialize_with = "fwmark")] u32),
-}
-
-impl SvcKey {
-    /// The same key in the configuration's model.
-    pub fn to_conf(self) -> conf::ServiceAddr {
-        match self {
-            SvcKey::Addr { protocol, vip, port } => conf::ServiceAddr::Addr {
-                protocol: match protocol {
-                    Protocol::Tcp => conf::Protocol::Tcp,
-                    Protocol::Udp => conf::Protocol::Udp,
-                },
-                vip,
-                port,
-            },
-            SvcKey::Fwmark(m) => conf::ServiceAddr::Fwmark(m),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    Masq,
-    Route,
-    Tunnel,
-}
-
 /// `ipvsadm -A/-E` options: a full description (-E replaces, §6.1).
+///
+/// Not [`conf::Service`]: a service as `-A`/`-E` send it and `-L` lists it
+/// has no real servers (`-E` keeps the ones it has; `-L` lists them with
+/// their counters in [`ServiceInfo::dests`]), and its numbers are checked
+/// against ipvsadm's ranges as the request is decoded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
-    pub key: SvcKey,
+    pub key: ServiceAddr,
     /// rr wrr lc wlc sed nq sh mh.
     pub scheduler: String,
     /// Persistence timeout in seconds, 1..=2678400.
-    #[serde(default, deserialize_with = "persistent")]
+    #[serde(default, deserialize_with = "de::persistent")]
     pub persistent: Option<u32>,
     /// Persistence netmask (255.255.255.255 when not given), contiguous.
-    #[serde(deserialize_with = "netmask")]
+    #[serde(deserialize_with = "de::netmask")]
     pub netmask: Ipv4Addr,
     /// `-b` flags by ipvsadm name (sh-fallback, sh-port, mh-fallback, mh-port, flag-1..3).
     pub flags: Vec<String>,
@@ -79,18 +52,23 @@ pub struct ServiceSpec {
 }
 
 /// `ipvsadm -a/-e` options: a full description (-e replaces, §6.1).
+///
+/// Not [`conf::Server`]: `port` is the one the client asked for (0, or a
+/// port that route/tunnel cannot use, become the service's port only when
+/// the daemon applies it to a service, specs/ipvs.md §4.5), and `weight` is
+/// ipvsadm's `u16` so an out-of-range weight does not decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestSpec {
     pub addr: Ipv4Addr,
     pub port: u16,
     pub method: Method,
-    #[serde(deserialize_with = "weight")]
+    #[serde(deserialize_with = "de::weight")]
     pub weight: u16,
     /// 0..=2147483647 (0: no limit).
-    #[serde(deserialize_with = "u_threshold")]
+    #[serde(deserialize_with = "de::u_threshold")]
     pub u_threshold: u32,
     /// 0..=2147483647.
-    #[serde(deserialize_with = "l_threshold")]
+    #[serde(deserialize_with = "de::l_threshold")]
     pub l_threshold: u32,
 }
 
@@ -127,31 +105,31 @@ pub struct DaemonSpec {
 pub enum Op {
     AddService(ServiceSpec),
     EditService(ServiceSpec),
-    DelService(SvcKey),
+    DelService(ServiceAddr),
     /// `-C`: remove every service.
     Clear,
     AddDest {
-        service: SvcKey,
+        service: ServiceAddr,
         dest: DestSpec,
     },
     EditDest {
-        service: SvcKey,
+        service: ServiceAddr,
         dest: DestSpec,
     },
     DelDest {
-        service: SvcKey,
+        service: ServiceAddr,
         addr: Ipv4Addr,
         port: u16,
     },
     /// `-Z [service]`.
-    Zero(Option<SvcKey>),
+    Zero(Option<ServiceAddr>),
     /// `--set tcp tcpfin udp` (0 = unchanged, §3.7).
     SetTimeouts {
-        #[serde(deserialize_with = "set_timeout")]
+        #[serde(deserialize_with = "de::set_timeout")]
         tcp: u32,
-        #[serde(deserialize_with = "set_timeout")]
+        #[serde(deserialize_with = "de::set_timeout")]
         tcpfin: u32,
-        #[serde(deserialize_with = "set_timeout")]
+        #[serde(deserialize_with = "de::set_timeout")]
         udp: u32,
     },
     /// `-R`: these operations, all or none (the first failure aborts, nothing applied).
@@ -159,7 +137,7 @@ pub enum Op {
     /// `-L` / `-l` (a single service when given).
     List {
         what: ListWhat,
-        service: Option<SvcKey>,
+        service: Option<ServiceAddr>,
     },
     StartDaemon(DaemonSpec),
     StopDaemon {
@@ -212,82 +190,11 @@ pub fn decode_request(line: &[u8]) -> Result<Request, Undecodable> {
         let text = e.to_string();
         let at = format!(" at line {} column {}", e.line(), e.column());
         let bare = text.strip_suffix(at.as_str()).unwrap_or(&text);
-        match bare.strip_prefix(REFUSED) {
+        match de::refusal(bare) {
             Some(why) => Undecodable { message: why.to_owned() },
             None => Undecodable { message: format!("malformed request: {text}") },
         }
     })
-}
-
-/// Marks a decoding error that is ipvsadm's refusal of a value (serde
-/// carries only text through serde_json).
-const REFUSED: &str = "\u{0}refused: ";
-
-fn refused<E: serde::de::Error>(r: Refusal) -> E {
-    E::custom(format_args!("{REFUSED}{r}"))
-}
-
-/// A JSON integer of any sign and size (`None` for one beyond 128 bits).
-fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<(Option<i128>, String), D::Error> {
-    struct V;
-    impl serde::de::Visitor<'_> for V {
-        type Value = (Option<i128>, String);
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an integer")
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok((Some(v.into()), v.to_string()))
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok((Some(v.into()), v.to_string()))
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok((None, v.to_string()))
-        }
-    }
-    d.deserialize_any(V)
-}
-
-fn weight<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
-    limits::weight(integer(d)?.0).map_err(refused)
-}
-
-fn u_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    limits::u_threshold(integer(d)?.0).map_err(refused)
-}
-
-fn l_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    limits::l_threshold(integer(d)?.0).map_err(refused)
-}
-
-fn set_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let (n, written) = integer(d)?;
-    limits::set_timeout(n, &written).map_err(refused)
-}
-
-fn fwmark<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let (n, written) = integer(d)?;
-    limits::fwmark(n, &written).map_err(refused)
-}
-
-/// [`integer`] as a type, for optional fields.
-struct Int(Option<i128>, String);
-
-impl<'de> Deserialize<'de> for Int {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Int, D::Error> {
-        integer(d).map(|(n, written)| Int(n, written))
-    }
-}
-
-fn persistent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    match Option::<Int>::deserialize(d)? {
-        None => Ok(None),
-        Some(Int(n, written)) => limits::persistent(n, &written).map(Some).map_err(refused),
-    }
-}
-
-fn netmask<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv4Addr, D::Error> {
-    limits::netmask(Ipv4Addr::deserialize(d)?).map_err(refused)
 }
 
 /// Packet/byte/connection counters and their 2 s EWMA rates (specs §6.2).
@@ -321,24 +228,6 @@ pub struct ServiceInfo {
     /// sorts them unless `--nosort`.
     pub dests: Vec<DestInfo>,
     pub stats: Stats,
-}
-
-/// One connection-table entry (`-Lc`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnInfo {
-    /// "TCP", "UDP", or "IP" for fwmark templates.
-    pub protocol: String,
-    /// Seconds until expiry.
-    pub expires: u32,
-    /// ESTABLISHED, SYN_RECV, ..., UDP, NONE/ASSURED for templates.
-    pub state: String,
-    pub caddr: Ipv4Addr,
-    pub cport: u16,
-    /// For fwmark templates: the mark as an address (0.0.0.<mark>).
-    pub vaddr: Ipv4Addr,
-    pub vport: u16,
-    pub daddr: Ipv4Addr,
-    pub dport: u16,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -389,7 +278,7 @@ pub enum Response {
         conn_tab_size: u32,
         services: Vec<ServiceInfo>,
     },
-    Conns(Vec<ConnInfo>),
+    Conns(Vec<ConnDump>),
     Timeouts {
         tcp: u32,
         tcpfin: u32,
@@ -417,7 +306,7 @@ pub enum Response {
 /// One checked real server (specs/ipvs.md §7.3-7.4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthInfo {
-    pub service: SvcKey,
+    pub service: ServiceAddr,
     pub addr: Ipv4Addr,
     pub port: u16,
     /// `negotiate http`, `connect`, `external /path`, ...
@@ -448,7 +337,7 @@ pub struct HealthInfo {
 /// A service's sorry server (`fallback`, specs/ipvs.md §7.4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FallbackInfo {
-    pub service: SvcKey,
+    pub service: ServiceAddr,
     pub addr: Ipv4Addr,
     pub port: u16,
     /// In the table now (every checked server of the service is down).
@@ -457,12 +346,14 @@ pub struct FallbackInfo {
 
 #[cfg(test)]
 mod tests {
+    use conf::Protocol;
+
     use super::*;
 
     #[test]
     fn requests_round_trip_as_one_json_line() {
         let r = Request::new(Op::AddDest {
-            service: SvcKey::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 },
+            service: ServiceAddr::Addr { protocol: Protocol::Tcp, vip: Ipv4Addr::new(10, 0, 0, 1), port: 80 },
             dest: DestSpec {
                 addr: Ipv4Addr::new(10, 0, 2, 11),
                 port: 80,
@@ -474,6 +365,11 @@ mod tests {
         });
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));
+        // conf's types keep the wire shape the protocol had with its own copies.
+        assert_eq!(
+            line,
+            r#"{"version":1,"op":{"add_dest":{"service":{"addr":{"protocol":"tcp","vip":"10.0.0.1","port":80}},"dest":{"addr":"10.0.2.11","port":80,"method":"masq","weight":3,"u_threshold":0,"l_threshold":0}}}}"#
+        );
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
     }
 

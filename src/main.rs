@@ -271,7 +271,7 @@ fn forward(
         match dpdk::launch_on(*lcore, move || worker::run(setup)) {
             Ok(()) => launched.push(*lcore),
             Err(e) => {
-                plan::stop_launched(&stop, &launched);
+                worker::stop_all(&stop, &launched);
                 return Err(e.into());
             }
         }
@@ -372,7 +372,7 @@ fn forward(
                 Some(s)
             }
             Err(e) => {
-                plan::stop_launched(&stop, &lcores);
+                worker::stop_all(&stop, &lcores);
                 anyhow::bail!("control socket: {e}");
             }
         }
@@ -380,7 +380,7 @@ fn forward(
 
     if let Some(addr) = cfg.metrics.listen {
         if let Err(e) = ctl::metrics::serve(addr, control.clone()) {
-            plan::stop_launched(&stop, &lcores);
+            worker::stop_all(&stop, &lcores);
             anyhow::bail!("{e}");
         }
         println!("rvsd: metrics at http://{addr}/metrics");
@@ -432,7 +432,7 @@ fn forward(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    plan::stop_launched(&stop, &lcores);
+    worker::stop_all(&stop, &lcores);
     if let Some(t) = exception_thread {
         let _ = t.join();
     }

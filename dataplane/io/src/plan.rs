@@ -16,8 +16,6 @@
 //!   of flows the other worker owns.
 //! - the exception path (live mode) has a ring from each worker, and sends
 //!   through worker 0, which has a tx queue on every port.
-use dataplane::worker::Stop;
-
 use crate::worker::WorkerSetup;
 use crate::{ring, EalError, Port, RingConsumer, RingProducer};
 
@@ -142,14 +140,6 @@ pub fn wire_exception(setups: &mut [WorkerSetup]) -> Result<(Vec<RingConsumer>, 
         s.tx_from.push(tx_c);
     }
     Ok((from_workers, to_tx))
-}
-
-/// Stops the workers launched so far (used when a later step of the start fails).
-pub fn stop_launched(stop: &Stop, lcores: &[u32]) {
-    stop.all.store(true, std::sync::atomic::Ordering::SeqCst);
-    for l in lcores {
-        crate::wait_lcore(*l);
-    }
 }
 
 #[cfg(test)]

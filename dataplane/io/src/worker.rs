@@ -366,3 +366,12 @@ fn flush_ring_as(
         batch.free_all();
     }
 }
+
+/// Stops the workers on `lcores` and waits for them (at shutdown, or when a
+/// later step of the start fails).
+pub fn stop_all(stop: &Stop, lcores: &[u32]) {
+    stop.all.store(true, std::sync::atomic::Ordering::SeqCst);
+    for l in lcores {
+        crate::wait_lcore(*l);
+    }
+}
